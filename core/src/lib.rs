@@ -1,0 +1,40 @@
+//! The sans-I/O core of the cropscode worker agent.
+//!
+//! Everything the worker decides lives here; nothing here touches a socket, a
+//! file or a clock. Inputs arrive as method calls carrying the current
+//! [`Instant`] (`Session::handle_*`), outputs are drained with `poll_*`, and a
+//! thin [`run`] future drives a session over the [`Connector`], [`Engine`],
+//! [`Clock`] and [`SystemProbe`] traits that the shells implement.
+//!
+//! ```text
+//!  orchestrator frames ──► protocol::codec ──► Session ──► poll_transmit ──► Transport
+//!                                              │    ▲
+//!                                   poll_event │    │ handle_command_result
+//!                                              ▼    │
+//!                                            dispatch ──► Engine
+//! ```
+//!
+//! The crate is `#![no_std]` + `alloc`; the `std` feature only adds
+//! `std::error::Error` impls.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod backoff;
+pub mod dispatch;
+pub mod journal;
+pub mod protocol;
+pub mod run;
+pub mod secret;
+pub mod session;
+pub mod time;
+pub mod traits;
+
+pub use run::run;
+pub use secret::Secret;
+pub use time::Instant;
+pub use traits::{Clock, Connector, Engine, Frame, SystemProbe, Transport, TransportError};

@@ -1,0 +1,1 @@
+//! Container engine client (issue 3).

@@ -1,0 +1,1 @@
+//! Local orchestrator (being written).

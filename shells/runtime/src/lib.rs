@@ -1,0 +1,1 @@
+//! smol shell (being written).
