@@ -77,12 +77,17 @@ impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransportError::Auth { status } => {
-                write!(f, "the orchestrator refused the worker token (HTTP {status}); run `cropscode login` or fix the token")
+                write!(
+                    f,
+                    "the orchestrator refused the worker token (HTTP {status}); run `cropscode login` or fix the token"
+                )
             }
             TransportError::InsecureUrl(m) => write!(f, "insecure orchestrator URL: {m}"),
             TransportError::Tls(m) => write!(f, "TLS error: {m}"),
             TransportError::Io(m) => write!(f, "connection error: {m}"),
-            TransportError::Closed { code, reason } => write!(f, "connection closed by the orchestrator ({code} {reason})"),
+            TransportError::Closed { code, reason } => {
+                write!(f, "connection closed by the orchestrator ({code} {reason})")
+            }
             TransportError::Protocol(m) => write!(f, "protocol error: {m}"),
             TransportError::Timeout => f.write_str("timed out connecting to the orchestrator"),
         }

@@ -106,7 +106,9 @@ pub fn decode_text(text: &str, limits: &Limits) -> Result<Incoming, DecodeError>
             };
             match id {
                 Some(id) => Ok(Incoming::Command { id, command }),
-                None => Err(DecodeError::new(None, ErrorCode::InvalidRequest, format!("command `{kind}` needs an `id`"))),
+                None => {
+                    Err(DecodeError::new(None, ErrorCode::InvalidRequest, format!("command `{kind}` needs an `id`")))
+                }
             }
         }
     }
@@ -287,7 +289,8 @@ mod tests {
     #[test]
     fn long_strings_are_refused() {
         let limits = Limits { max_string_bytes: 8, ..Limits::DEFAULT };
-        let err = decode_text(r#"{"type":"container.list","id":"s","params":{"x":"0123456789"}}"#, &limits).unwrap_err();
+        let err =
+            decode_text(r#"{"type":"container.list","id":"s","params":{"x":"0123456789"}}"#, &limits).unwrap_err();
         assert_eq!((err.id.as_deref(), err.error.code), (Some("s"), ErrorCode::InvalidRequest));
         // Escaped quotes do not end a string early.
         assert!(decode_text(r#"{"type":"a\"b\"c\"d\"e"}"#, &limits).is_err());
