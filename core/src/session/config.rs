@@ -1,0 +1,153 @@
+//! The session's configuration and the values it hands out: [`State`], [`Event`], [`DisconnectReason`].
+
+use alloc::string::String;
+use core::fmt;
+use core::time::Duration;
+
+use crate::backoff::BackoffConfig;
+use crate::protocol::{Command, Limits, WireError};
+use crate::time::Instant;
+
+/// Timers and bounds of a [`Session`](super::Session).
+///
+/// Durations below one millisecond are raised to one millisecond (the
+/// session's clock resolution), so no timer can fire in a hot loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// Time between two `worker.heartbeat`s while registered (10 s).
+    pub heartbeat_interval: Duration,
+    /// A WebSocket ping is sent after this long without receiving anything (15 s).
+    pub ping_interval: Duration,
+    /// Nothing received for this long: the connection is dead and replaced (45 s).
+    pub liveness_timeout: Duration,
+    /// No `worker.registered` within this long after connecting: drop and back off (15 s).
+    pub register_timeout: Duration,
+    /// A connection must stay registered this long before the backoff starts over (60 s).
+    pub stable_after: Duration,
+    /// Reconnect delays.
+    pub backoff: BackoffConfig,
+    /// Bounds on incoming frames.
+    pub limits: Limits,
+    /// Recorded results kept for re-sent command ids (1024).
+    pub journal_capacity: usize,
+    /// Results held while disconnected, sent after re-registering (256).
+    pub held_results_max: usize,
+    /// Commands executing at once; more are answered `busy` (64).
+    pub max_in_flight: usize,
+}
+
+impl SessionConfig {
+    /// The defaults listed on each field.
+    pub const DEFAULT: SessionConfig = SessionConfig {
+        heartbeat_interval: Duration::from_secs(10),
+        ping_interval: Duration::from_secs(15),
+        liveness_timeout: Duration::from_secs(45),
+        register_timeout: Duration::from_secs(15),
+        stable_after: Duration::from_secs(60),
+        backoff: BackoffConfig::DEFAULT,
+        limits: Limits::DEFAULT,
+        journal_capacity: 1024,
+        held_results_max: 256,
+        max_in_flight: 64,
+    };
+
+    pub(super) fn normalized(mut self) -> Self {
+        let floor = Duration::from_millis(1);
+        for d in [
+            &mut self.heartbeat_interval,
+            &mut self.ping_interval,
+            &mut self.liveness_timeout,
+            &mut self.register_timeout,
+        ] {
+            *d = (*d).max(floor);
+        }
+        self
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Where the session is in its connection lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No connection; the next attempt is due at `retry_at`.
+    Disconnected {
+        /// When [`Event::Connect`] will be emitted (from `handle_timeout`).
+        retry_at: Instant,
+    },
+    /// [`Event::Connect`] was emitted; waiting for `handle_connected` or `handle_connect_failed`.
+    Connecting,
+    /// Connected, `worker.register` sent, waiting for `worker.registered`.
+    Registering,
+    /// Registered: heartbeats flow and commands are accepted.
+    Registered,
+}
+
+impl State {
+    /// Whether a transport is open (registering or registered).
+    pub fn is_connected(self) -> bool {
+        matches!(self, State::Registering | State::Registered)
+    }
+}
+
+/// Why the session itself dropped a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// Nothing was received within `liveness_timeout` (e.g. a half-open TCP connection).
+    LivenessTimeout,
+    /// No `worker.registered` within `register_timeout`.
+    RegisterTimeout,
+    /// The orchestrator sent `worker.rejected`; treated like an auth failure.
+    Rejected(WireError),
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::LivenessTimeout => f.write_str("nothing received from the orchestrator in time"),
+            DisconnectReason::RegisterTimeout => f.write_str("the orchestrator did not acknowledge the registration"),
+            DisconnectReason::Rejected(e) => write!(f, "the orchestrator rejected the registration ({e})"),
+        }
+    }
+}
+
+/// Something the caller must act on (drained with `poll_event`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// Open a connection now; answer with `handle_connected` or `handle_connect_failed`.
+    Connect,
+    /// Drop the current transport (the session already considers it gone).
+    Disconnect {
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Run a command on the engine; answer with `handle_command_result`.
+    Execute {
+        /// The command id.
+        id: String,
+        /// The command.
+        command: Command,
+    },
+    /// Take a heartbeat reading; answer with `handle_heartbeat`.
+    HeartbeatDue,
+    /// The orchestrator accepted the worker (the shell persists the id in `worker.json`).
+    Registered {
+        /// The orchestrator's id for this worker.
+        worker_id: String,
+    },
+    /// The session will reconnect after `delay` (for logs and status).
+    BackingOff {
+        /// Time until the next [`Event::Connect`].
+        delay: Duration,
+        /// Consecutive attempts since the backoff last started over.
+        attempt: u32,
+        /// Whether this follows an auth failure or rejection (retried only at the cap).
+        auth: bool,
+    },
+}
