@@ -117,6 +117,9 @@ impl fmt::Display for DisconnectReason {
 }
 
 /// Something the caller must act on (drained with `poll_event`).
+// `Execute` carries the command by value: events are drained as soon as they
+// are queued, so a few large slots cost less than an allocation per command.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {

@@ -64,6 +64,7 @@ pub fn io_error() -> TransportError {
 }
 
 /// Something the session put out, with when.
+#[allow(clippy::large_enum_variant)] // test log; size does not matter
 #[derive(Debug, Clone)]
 pub enum Output {
     Sent(Frame),
