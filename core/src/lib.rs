@@ -36,5 +36,6 @@ pub mod traits;
 
 pub use run::run;
 pub use secret::Secret;
+pub use session::{Event, Session, SessionConfig, State};
 pub use time::Instant;
 pub use traits::{Clock, Connector, Engine, Frame, SystemProbe, Transport, TransportError};

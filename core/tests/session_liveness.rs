@@ -177,3 +177,15 @@ fn zero_durations_are_raised_to_a_millisecond() {
     t.step();
     assert!(matches!(t.state(), State::Disconnected { .. }));
 }
+
+#[test]
+fn a_short_liveness_deadline_brings_the_pings_forward() {
+    let mut config = exact_config();
+    config.liveness_timeout = Duration::from_secs(3);
+    let mut t = TestSession::new(config);
+    t.peer_answers_pings = true;
+    t.connect_and_register();
+    t.run_until(secs(60));
+    assert_eq!(t.state(), State::Registered, "an idle, answering peer stays connected");
+    assert_eq!(t.ping_times()[..3], [secs(1), secs(2), secs(3)], "pings every third of the deadline");
+}

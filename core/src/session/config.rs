@@ -17,6 +17,8 @@ pub struct SessionConfig {
     /// Time between two `worker.heartbeat`s while registered (10 s).
     pub heartbeat_interval: Duration,
     /// A WebSocket ping is sent after this long without receiving anything (15 s).
+    /// Never more than a third of `liveness_timeout`, so a healthy but idle
+    /// connection gets two chances to answer before it is declared dead.
     pub ping_interval: Duration,
     /// Nothing received for this long: the connection is dead and replaced (45 s).
     pub liveness_timeout: Duration,
@@ -61,6 +63,7 @@ impl SessionConfig {
         ] {
             *d = (*d).max(floor);
         }
+        self.ping_interval = self.ping_interval.min(self.liveness_timeout / 3).max(floor);
         self
     }
 }
