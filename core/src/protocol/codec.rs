@@ -24,6 +24,9 @@ use super::commands::{Command, CommandDecodeError};
 use super::{CommandResult, ErrorCode, ErrorFrame, Limits, Outgoing, Registered, Rejected, WireError};
 
 /// A decoded text frame from the orchestrator.
+// `Command` is held by value: a decoded frame is consumed at once, so a large
+// slot costs less than an allocation per command.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
     /// `worker.registered`
@@ -91,24 +94,21 @@ pub fn decode_text(text: &str, limits: &Limits) -> Result<Incoming, DecodeError>
         "worker.rejected" => from_object(object).map(Incoming::Rejected).map_err(|e| invalid(id, &kind, e)),
         _ => {
             let params = object.remove("params").unwrap_or_else(|| Value::Object(Map::new()));
-            let command = match Command::decode(&kind, params) {
-                Ok(command) => command,
-                Err(CommandDecodeError::Unknown) => {
-                    return Err(DecodeError::new(
-                        id,
-                        ErrorCode::UnknownCommand,
-                        format!("unknown message type `{}`", truncate(&kind, 64)),
-                    ));
-                }
-                Err(CommandDecodeError::Invalid(message)) => {
-                    return Err(DecodeError::new(id, ErrorCode::InvalidRequest, format!("{kind}: {message}")));
-                }
-            };
-            match id {
-                Some(id) => Ok(Incoming::Command { id, command }),
-                None => {
+            // Unknown type first, then a missing id, then the params: the most
+            // basic fault is the one reported.
+            match (Command::decode(&kind, params), id) {
+                (Err(CommandDecodeError::Unknown), id) => Err(DecodeError::new(
+                    id,
+                    ErrorCode::UnknownCommand,
+                    format!("unknown message type `{}`", truncate(&kind, 64)),
+                )),
+                (_, None) => {
                     Err(DecodeError::new(None, ErrorCode::InvalidRequest, format!("command `{kind}` needs an `id`")))
                 }
+                (Err(CommandDecodeError::Invalid(message)), id) => {
+                    Err(DecodeError::new(id, ErrorCode::InvalidRequest, format!("{kind}: {message}")))
+                }
+                (Ok(command), Some(id)) => Ok(Incoming::Command { id, command }),
             }
         }
     }
