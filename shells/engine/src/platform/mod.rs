@@ -1,0 +1,83 @@
+//! Where an engine listens, and opening a connection to it. One file per platform: the
+//! rest of the client sees only [`Endpoint`] and a futures-io stream.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::connect;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::connect;
+
+/// The address of an engine's API.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// A unix socket (Linux, macOS).
+    Unix(PathBuf),
+    /// A Windows named pipe, e.g. `\\.\pipe\docker_engine`.
+    NamedPipe(PathBuf),
+}
+
+impl Endpoint {
+    /// Parses `unix:///path`, `npipe:////./pipe/name` (Docker's spelling) or a bare
+    /// absolute path (taken as a unix socket). Other schemes (`tcp://`, `ssh://`) are not
+    /// supported: the worker talks to the engine on its own machine.
+    pub fn parse(value: &str) -> Result<Endpoint, String> {
+        if let Some(path) = value.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(format!("{value}: empty socket path"));
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if let Some(path) = value.strip_prefix("npipe://") {
+            // Docker writes npipe:////./pipe/docker_engine; the pipe is \\.\pipe\docker_engine.
+            let trimmed = path.trim_start_matches('/');
+            if trimmed.is_empty() {
+                return Err(format!("{value}: empty pipe name"));
+            }
+            return Ok(Endpoint::NamedPipe(PathBuf::from(format!(r"\\{}", trimmed.replace('/', r"\")))));
+        }
+        if value.starts_with('/') {
+            return Ok(Endpoint::Unix(PathBuf::from(value)));
+        }
+        let scheme = value.split("://").next().unwrap_or(value);
+        Err(format!("{value}: unsupported engine address (scheme {scheme}); use unix:// or npipe://"))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            Endpoint::NamedPipe(path) => write!(f, "npipe://{}", path.display().to_string().replace('\\', "/")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_engine_addresses() {
+        assert_eq!(
+            Endpoint::parse("unix:///run/podman/podman.sock"),
+            Ok(Endpoint::Unix("/run/podman/podman.sock".into()))
+        );
+        assert_eq!(Endpoint::parse("/var/run/docker.sock"), Ok(Endpoint::Unix("/var/run/docker.sock".into())));
+        assert_eq!(
+            Endpoint::parse("npipe:////./pipe/docker_engine"),
+            Ok(Endpoint::NamedPipe(r"\\.\pipe\docker_engine".into()))
+        );
+        assert!(Endpoint::parse("tcp://127.0.0.1:2375").is_err());
+        assert!(Endpoint::parse("unix://").is_err());
+        assert_eq!(Endpoint::Unix("/a.sock".into()).to_string(), "unix:///a.sock");
+        assert_eq!(Endpoint::NamedPipe(r"\\.\pipe\docker_engine".into()).to_string(), "npipe:////./pipe/docker_engine");
+    }
+}
