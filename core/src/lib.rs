@@ -38,4 +38,4 @@ pub use run::run;
 pub use secret::Secret;
 pub use session::{Event, Session, SessionConfig, State};
 pub use time::Instant;
-pub use traits::{Clock, Connector, Engine, Frame, SystemProbe, Transport, TransportError};
+pub use traits::{Clock, Connector, Engine, Frame, Step, SystemProbe, Transport, TransportError};

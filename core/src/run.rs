@@ -4,8 +4,8 @@
 //! [`run`] spawns nothing and owns no runtime. Each turn of its loop drains
 //! the session (frames to the transport, events to their handlers), then
 //! waits for whichever comes first: shutdown, the pending connection attempt,
-//! a finished command, a received frame, or the session's next deadline.
-//! Commands run concurrently in a `FuturesUnordered` that lives across
+//! a command's progress or result, a received frame, or the session's next deadline.
+//! Commands run concurrently in a `SelectAll` of executions that lives across
 //! connections, so a command keeps running while the worker reconnects and
 //! its result is held until it can be sent.
 
@@ -14,14 +14,11 @@ use core::pin::pin;
 use core::task::Poll;
 use core::time::Duration;
 
-use alloc::string::String;
-use futures_util::stream::{FuturesUnordered, Stream};
-use serde_json::Value;
-
 use crate::dispatch::dispatch;
-use crate::protocol::WireError;
 use crate::session::{Event, Session};
-use crate::traits::{Clock, Connector, Engine, Frame, SystemProbe, Transport, TransportError};
+use crate::traits::{Clock, Connector, Engine, Frame, Step, SystemProbe, Transport, TransportError};
+use alloc::string::String;
+use futures_util::stream::{SelectAll, Stream};
 
 /// How long the goodbye `Close` frame may take to send on shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,7 +27,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 enum Wake<T> {
     Shutdown,
     Connected(Result<T, TransportError>),
-    Finished((String, Result<Value, WireError>)),
+    Stepped((String, Step)),
     Received(Result<Frame, TransportError>),
     Timer,
 }
@@ -52,7 +49,7 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
     let mut shutdown = pin!(shutdown);
     let mut connecting = pin!(Option::<C::Connect<'_>>::None);
     let mut transport: Option<C::Transport> = None;
-    let mut running = FuturesUnordered::new();
+    let mut running = SelectAll::new();
     let send_timeout = session.config().liveness_timeout;
 
     loop {
@@ -111,7 +108,7 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                 if !running.is_empty()
                     && let Poll::Ready(Some(done)) = core::pin::Pin::new(&mut running).poll_next(cx)
                 {
-                    return Poll::Ready(Wake::Finished(done));
+                    return Poll::Ready(Wake::Stepped(done));
                 }
                 if let Some(recv) = recv.as_mut().as_pin_mut()
                     && let Poll::Ready(result) = recv.poll(cx)
@@ -150,7 +147,14 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                     Err(error) => session.handle_connect_failed(now, &error),
                 }
             }
-            Wake::Finished((id, outcome)) => session.handle_command_result(now, id, outcome),
+            Wake::Stepped((id, Step::Progress(progress))) => session.handle_command_progress(now, id, progress),
+            Wake::Stepped((id, Step::Done(outcome))) => {
+                match &outcome {
+                    Ok(_) => tracing::debug!(id = %id, "command succeeded"),
+                    Err(error) => tracing::info!(id = %id, %error, "command failed"),
+                }
+                session.handle_command_result(now, id, outcome)
+            }
             Wake::Received(Ok(frame)) => session.handle_frame(now, frame),
             Wake::Received(Err(error)) => {
                 transport = None;

@@ -9,6 +9,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 
+use futures_lite::Stream;
+
 use crate::protocol::{Command, Heartbeat, WireError};
 use crate::time::Instant;
 
@@ -131,15 +133,29 @@ pub trait Transport {
     fn recv(&mut self) -> Self::Recv<'_>;
 }
 
+/// One step of a command's execution, as yielded by [`Engine::execute`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// An interim report (image pull, build output), sent as a `progress` frame.
+    Progress(serde_json::Value),
+    /// The command's outcome; the execution stream ends after it.
+    Done(Result<serde_json::Value, WireError>),
+}
+
 /// Executes commands against the container engine.
+///
+/// An execution is a stream of [`Step`]s: zero or more `Progress`, then one
+/// `Done`. An engine without progress can wrap a future with
+/// [`dispatch::once`](crate::dispatch::once).
 pub trait Engine {
-    /// The future returned by [`Engine::execute`].
-    type Execute<'a>: Future<Output = Result<serde_json::Value, WireError>> + 'a
+    /// The stream returned by [`Engine::execute`].
+    type Execution<'a>: Stream<Item = Step> + 'a
     where
         Self: 'a;
 
-    /// Runs one command to completion and returns its result payload or error.
-    fn execute(&self, command: Command) -> Self::Execute<'_>;
+    /// Starts one command. The stream ends after its `Done` step; a stream
+    /// that ends without one is answered `internal`.
+    fn execute(&self, command: Command) -> Self::Execution<'_>;
 }
 
 /// The monotonic clock and timers.

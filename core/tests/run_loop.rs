@@ -14,8 +14,9 @@ use std::task::Poll;
 use common::*;
 use cropscode_core::protocol::{Command, Heartbeat, WireError};
 use cropscode_core::session::{Event, Session};
-use cropscode_core::{Clock, Connector, Engine, Frame, Instant, SystemProbe, Transport, TransportError};
+use cropscode_core::{Clock, Connector, Engine, Frame, Instant, Step, SystemProbe, Transport, TransportError};
 use futures_lite::future::block_on;
+use futures_lite::{Stream, StreamExt, stream};
 use serde_json::{Value, json};
 
 /// Test time never runs past this; reaching it ends the run (a hang guard).
@@ -158,17 +159,20 @@ struct FakeEngine {
 }
 
 impl Engine for FakeEngine {
-    type Execute<'a> = Pin<Box<dyn Future<Output = Result<Value, WireError>> + 'a>>;
+    type Execution<'a> = Pin<Box<dyn Stream<Item = Step> + 'a>>;
 
-    fn execute(&self, command: Command) -> Self::Execute<'_> {
-        Box::pin(poll_fn(move |cx| {
+    /// One progress step, then the outcome.
+    fn execute(&self, command: Command) -> Self::Execution<'_> {
+        let name = command.name();
+        let outcome = poll_fn(move |cx| {
             if self.gated && !self.world.release_engine.get() {
                 // Ask to be polled again: the release comes from the script, not from a waker.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            Poll::Ready(Ok(json!({ "ran": command.name() })))
-        }))
+            Poll::Ready(Step::Done(Ok::<Value, WireError>(json!({ "ran": name }))))
+        });
+        Box::pin(stream::once(Step::Progress(json!({ "started": name }))).chain(stream::once_future(outcome)))
     }
 }
 
@@ -218,6 +222,7 @@ fn registers_heartbeats_runs_a_command_and_reconnects_after_a_transport_error() 
                 }
             }
             "result" => w.fail(TransportError::Io("connection reset by peer".into())),
+            "progress" => {}
             other => panic!("unexpected {other}"),
         });
     let events = run_world(&world, script, false);
@@ -226,6 +231,7 @@ fn registers_heartbeats_runs_a_command_and_reconnects_after_a_transport_error() 
     let expected: Vec<(u64, usize, String)> = [
         (0, 1, "worker.register"),
         (0, 1, "worker.heartbeat"),
+        (0, 1, "progress"),
         (0, 1, "result"),
         (1_000, 2, "worker.register"),
         (1_000, 2, "worker.heartbeat"),
@@ -242,6 +248,8 @@ fn registers_heartbeats_runs_a_command_and_reconnects_after_a_transport_error() 
     assert_eq!(registers[1].1["workerId"], "w-7", "the id from the first ack is reused");
     let result = &world.sent_texts("result")[0].1;
     assert_eq!(*result, json!({ "type": "result", "id": "c-1", "ok": true, "result": { "ran": simple_command() } }));
+    let progress = &world.sent_texts("progress")[0].1;
+    assert_eq!(*progress, json!({ "type": "progress", "id": "c-1", "progress": { "started": simple_command() } }));
     let heartbeat = &world.sent_texts("worker.heartbeat")[0].1;
     assert_eq!((heartbeat["cpuUsage"].as_f64(), heartbeat["containersRunning"].as_u64()), (Some(12.5), Some(2)));
 

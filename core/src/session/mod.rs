@@ -40,8 +40,8 @@ use serde_json::Value;
 use crate::backoff::Backoff;
 use crate::journal::{Journal, Lookup};
 use crate::protocol::{
-    Command, CommandResult, ErrorCode, ErrorFrame, Heartbeat, Incoming, Outgoing, Register, Registered, Rejected,
-    StreamFrame, WireError, decode_text, encode,
+    Command, CommandResult, ErrorCode, ErrorFrame, Heartbeat, Incoming, Outgoing, Progress, Register, Registered,
+    Rejected, StreamFrame, WireError, decode_text, encode,
 };
 use crate::time::Instant;
 use crate::traits::{Frame, TransportError};
@@ -281,6 +281,17 @@ impl Session {
         } else if let Some(dropped) = self.journal.hold(result) {
             log_dropped_held(&dropped);
         }
+    }
+
+    /// An interim report of a command still executing: sent as a `progress`
+    /// frame while registered. Progress is best effort: it is dropped while
+    /// disconnected (the result itself is held) and for ids not executing.
+    pub fn handle_command_progress(&mut self, _now: Instant, id: String, progress: Value) {
+        if self.state != State::Registered || !matches!(self.journal.lookup(&id), Lookup::InFlight) {
+            tracing::trace!(id = %id, "dropping progress");
+            return;
+        }
+        self.send(Outgoing::Progress(Progress { id, progress }));
     }
 
     /// The answer to [`Event::HeartbeatDue`]: sends `worker.heartbeat` if still registered.
