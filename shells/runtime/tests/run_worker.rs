@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::future::Ready;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
 use cropscode_core::protocol::{Command, ErrorCode, Limits, Mode, PROTOCOL_VERSION, Register, WireError};
-use cropscode_core::{Engine, Event, Secret};
+use cropscode_core::{Engine, Event, Secret, Step};
 use cropscode_runtime::{WorkerOptions, run_worker, system_info};
 use futures_lite::StreamExt;
 use serde_json::{Value, json};
@@ -18,10 +17,13 @@ use serde_json::{Value, json};
 struct NoEngine;
 
 impl Engine for NoEngine {
-    type Execute<'a> = Ready<Result<Value, WireError>>;
+    type Execution<'a> = futures_lite::stream::Once<Step>;
 
-    fn execute(&self, _command: Command) -> Self::Execute<'_> {
-        std::future::ready(Err(WireError::new(ErrorCode::EngineUnavailable, "no engine in this test")))
+    fn execute(&self, _command: Command) -> Self::Execution<'_> {
+        futures_lite::stream::once(Step::Done(Err(WireError::new(
+            ErrorCode::EngineUnavailable,
+            "no engine in this test",
+        ))))
     }
 }
 
