@@ -18,9 +18,13 @@ pub use cropscode_orchestrator as orchestrator;
 pub const TEST_TOKEN: &str = "tok_TEST_s3cr3t_9f8e7d6c5b4a";
 
 /// Path of the `cropscode` binary, built (once per test process) from this workspace.
+/// `CROPSCODE_BIN` overrides it: cross/test.sh points it at an ARM build run under qemu.
 pub fn cropscode_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CROPSCODE_BIN") {
+            return PathBuf::from(bin);
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "cropscode", "--bin", "cropscode"])
