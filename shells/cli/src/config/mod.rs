@@ -1,0 +1,399 @@
+//! The agent's configuration: every value resolved from flags > environment >
+//! file > defaults, remembering where it came from.
+//!
+//! Data flow: the subcommand turns its flags into [`Flags`]; [`Env`] captures
+//! the process environment once; [`resolve`] decides the mode (which decides the
+//! file layer: `agent.yaml` in fleet mode, the JSON files under `~/.cropscode/`
+//! in BYOM mode), then picks each key's highest layer and parses it. Every
+//! parse failure becomes a [`ConfigError`] naming the key as the user wrote it
+//! and its [`Source`], so `cropscode worker` and `cropscode status` fail at
+//! startup with exit code 2 instead of misbehaving later.
+
+pub mod files;
+pub mod parse;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cropscode_core::Secret;
+use cropscode_core::protocol::Mode;
+use tracing_subscriber::filter::Targets;
+
+pub use parse::{LogFormat, SecurityFloor};
+pub use resolve::resolve;
+
+/// One configuration key, with its environment name (the canonical name), its
+/// flag and its `agent.yaml` key (the environment name in lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// `ORCHESTRATOR_WS_URL`
+    OrchestratorWsUrl,
+    /// `WORKER_TOKEN` (never a flag: argv is world-readable)
+    WorkerToken,
+    /// `WORKER_NAME`
+    WorkerName,
+    /// `AGENT_MODE`
+    AgentMode,
+    /// `PODMAN_PATH`
+    PodmanPath,
+    /// `DATA_DIR`
+    DataDir,
+    /// `SECURITY_FLOOR`
+    SecurityFloor,
+    /// `AGENT_CONFIG` (the path of `agent.yaml`; not a key inside it)
+    AgentConfig,
+    /// `ORCHESTRATOR_CA_FILE`
+    OrchestratorCaFile,
+    /// `LOG_FORMAT`
+    LogFormat,
+    /// `LOG_LEVEL`
+    LogLevel,
+    /// `HEARTBEAT_INTERVAL`
+    HeartbeatInterval,
+    /// `LIVENESS_TIMEOUT`
+    LivenessTimeout,
+    /// `REGISTER_TIMEOUT`
+    RegisterTimeout,
+    /// `BACKOFF_MAX`
+    BackoffMax,
+    /// `BACKOFF_JITTER`
+    BackoffJitter,
+}
+
+impl Key {
+    /// Every key, in the order `status` shows them.
+    pub const ALL: [Key; 16] = [
+        Key::AgentMode,
+        Key::AgentConfig,
+        Key::OrchestratorWsUrl,
+        Key::WorkerToken,
+        Key::WorkerName,
+        Key::DataDir,
+        Key::PodmanPath,
+        Key::SecurityFloor,
+        Key::OrchestratorCaFile,
+        Key::LogFormat,
+        Key::LogLevel,
+        Key::HeartbeatInterval,
+        Key::LivenessTimeout,
+        Key::RegisterTimeout,
+        Key::BackoffMax,
+        Key::BackoffJitter,
+    ];
+
+    /// The environment variable, which is also the key in `config.json`.
+    pub const fn env(self) -> &'static str {
+        match self {
+            Key::OrchestratorWsUrl => "ORCHESTRATOR_WS_URL",
+            Key::WorkerToken => "WORKER_TOKEN",
+            Key::WorkerName => "WORKER_NAME",
+            Key::AgentMode => "AGENT_MODE",
+            Key::PodmanPath => "PODMAN_PATH",
+            Key::DataDir => "DATA_DIR",
+            Key::SecurityFloor => "SECURITY_FLOOR",
+            Key::AgentConfig => "AGENT_CONFIG",
+            Key::OrchestratorCaFile => "ORCHESTRATOR_CA_FILE",
+            Key::LogFormat => "LOG_FORMAT",
+            Key::LogLevel => "LOG_LEVEL",
+            Key::HeartbeatInterval => "HEARTBEAT_INTERVAL",
+            Key::LivenessTimeout => "LIVENESS_TIMEOUT",
+            Key::RegisterTimeout => "REGISTER_TIMEOUT",
+            Key::BackoffMax => "BACKOFF_MAX",
+            Key::BackoffJitter => "BACKOFF_JITTER",
+        }
+    }
+
+    /// The command-line flag, if the key has one.
+    pub const fn flag(self) -> Option<&'static str> {
+        Some(match self {
+            Key::OrchestratorWsUrl => "--url",
+            Key::WorkerToken => return None,
+            Key::WorkerName => "--name",
+            Key::AgentMode => "--mode",
+            Key::PodmanPath => "--podman-path",
+            Key::DataDir => "--data-dir",
+            Key::SecurityFloor => "--security-floor",
+            Key::AgentConfig => "--config",
+            Key::OrchestratorCaFile => "--ca-file",
+            Key::LogFormat => "--log-format",
+            Key::LogLevel => "--log-level",
+            Key::HeartbeatInterval => "--heartbeat-interval",
+            Key::LivenessTimeout => "--liveness-timeout",
+            Key::RegisterTimeout => "--register-timeout",
+            Key::BackoffMax => "--backoff-max",
+            Key::BackoffJitter => "--backoff-jitter",
+        })
+    }
+
+    /// The key in `agent.yaml`.
+    pub fn yaml(self) -> String {
+        self.env().to_ascii_lowercase()
+    }
+
+    /// The key whose environment name is `name`.
+    pub fn from_env_name(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.env() == name)
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag (its name).
+    Flag(&'static str),
+    /// An environment variable.
+    Env,
+    /// A configuration file.
+    File(PathBuf),
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Env => f.write_str("environment"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A resolved value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting<T> {
+    /// The parsed value.
+    pub value: T,
+    /// Its layer.
+    pub source: Source,
+    /// The key as the user wrote it in that layer (`LIVENESS_TIMEOUT`,
+    /// `liveness_timeout`, `orchestratorUrl`), for messages.
+    pub key: String,
+}
+
+impl<T> Setting<T> {
+    /// A built-in default for `key`.
+    pub fn default(key: Key, value: T) -> Self {
+        Setting { value, source: Source::Default, key: key.env().into() }
+    }
+
+    /// "KEY (source)", the prefix of every message about this value.
+    pub fn origin(&self) -> String {
+        format!("{} ({})", self.key, self.source)
+    }
+}
+
+/// `LOG_LEVEL` as written (for `status`) and as parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLevel {
+    /// The directives as written, e.g. `info,cropscode_core=debug`.
+    pub text: String,
+    /// The parsed filter.
+    pub targets: Targets,
+}
+
+/// A configuration problem found at startup. Exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// What the message is about: "LIVENESS_TIMEOUT (environment)" or a file path.
+    pub subject: String,
+    /// What is wrong and, where possible, how to fix it. Never contains the token.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem with one value.
+    pub fn value(key: &str, source: &Source, message: impl Into<String>) -> Self {
+        ConfigError { subject: format!("{key} ({source})"), message: message.into() }
+    }
+
+    /// A problem with a whole file.
+    pub fn file(path: &std::path::Path, message: impl Into<String>) -> Self {
+        ConfigError { subject: path.display().to_string(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Flag values given on the command line, by key.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    values: BTreeMap<Key, String>,
+}
+
+impl Flags {
+    /// Records `value` for `key` when the flag was given.
+    pub fn set(&mut self, key: Key, value: Option<&String>) -> &mut Self {
+        if let Some(v) = value {
+            self.values.insert(key, v.clone());
+        }
+        self
+    }
+
+    pub(crate) fn get(&self, key: Key) -> Option<&String> {
+        self.values.get(&key)
+    }
+}
+
+/// The environment as read once at startup, plus the system paths it implies.
+#[derive(Debug, Clone)]
+pub struct Env {
+    vars: BTreeMap<String, OsString>,
+    /// The fleet configuration read when neither `--config` nor `AGENT_CONFIG` names one.
+    pub system_config: PathBuf,
+}
+
+/// The fleet configuration file's standard place.
+pub fn default_system_config() -> PathBuf {
+    if cfg!(windows) {
+        let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+        PathBuf::from(base).join("cropscode").join("agent.yaml")
+    } else {
+        PathBuf::from("/etc/cropscode/agent.yaml")
+    }
+}
+
+impl Env {
+    /// The variables this crate reads: every [`Key`] plus the ones that locate home and data.
+    const OTHER_VARS: [&'static str; 3] = ["HOME", "XDG_DATA_HOME", "LOCALAPPDATA"];
+
+    /// Captures the process environment.
+    pub fn from_process() -> Self {
+        let names = Key::ALL.iter().map(|k| k.env()).chain(Self::OTHER_VARS);
+        let vars = names.filter_map(|n| std::env::var_os(n).map(|v| (n.to_owned(), v))).collect();
+        Env { vars, system_config: default_system_config() }
+    }
+
+    /// An environment made of `pairs` (tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, system_config: PathBuf) -> Self {
+        let vars = pairs.into_iter().map(|(k, v)| (k.to_owned(), OsString::from(v))).collect();
+        Env { vars, system_config }
+    }
+
+    /// A variable, with empty values treated as unset (as container runtimes often pass them).
+    pub fn get(&self, name: &str) -> Option<&OsString> {
+        self.vars.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// `~`: `HOME`, or the platform's home directory when `HOME` is unset.
+    pub fn home(&self) -> Option<PathBuf> {
+        self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
+    }
+}
+
+/// Where the agent's own files live for this configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `~/.cropscode` in BYOM mode.
+    pub byom_dir: Option<PathBuf>,
+    /// `credentials.json` (BYOM).
+    pub credentials: Option<PathBuf>,
+    /// `config.json` (BYOM).
+    pub preferences: Option<PathBuf>,
+    /// `worker.json`: `~/.cropscode/worker.json` (BYOM) or `DATA_DIR/worker.json` (fleet).
+    pub worker_state: PathBuf,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `AGENT_MODE`.
+    pub mode: Setting<Mode>,
+    /// `AGENT_CONFIG`: the `agent.yaml` in use (fleet mode only).
+    pub agent_config: Option<Setting<PathBuf>>,
+    /// `ORCHESTRATOR_WS_URL`, already checked by the runtime's URL rules.
+    pub orchestrator_url: Option<Setting<String>>,
+    /// `WORKER_TOKEN`. Printed only as `***`.
+    pub token: Option<Setting<Secret>>,
+    /// `WORKER_NAME`; the hostname when unset.
+    pub worker_name: Option<Setting<String>>,
+    /// `DATA_DIR`.
+    pub data_dir: Setting<PathBuf>,
+    /// `PODMAN_PATH`.
+    pub podman_path: Option<Setting<PathBuf>>,
+    /// `SECURITY_FLOOR`.
+    pub security_floor: Setting<SecurityFloor>,
+    /// `ORCHESTRATOR_CA_FILE`.
+    pub ca_file: Option<Setting<PathBuf>>,
+    /// `LOG_FORMAT`.
+    pub log_format: Setting<LogFormat>,
+    /// `LOG_LEVEL`.
+    pub log_level: Setting<LogLevel>,
+    /// `HEARTBEAT_INTERVAL`.
+    pub heartbeat_interval: Setting<Duration>,
+    /// `LIVENESS_TIMEOUT`.
+    pub liveness_timeout: Setting<Duration>,
+    /// `REGISTER_TIMEOUT`.
+    pub register_timeout: Setting<Duration>,
+    /// `BACKOFF_MAX`.
+    pub backoff_max: Setting<Duration>,
+    /// `BACKOFF_JITTER`.
+    pub backoff_jitter: Setting<f32>,
+    /// The agent's own files.
+    pub paths: Paths,
+}
+
+/// Defaults of the timing keys (the session's own defaults, spelled out here
+/// so `status` can show them).
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `HEARTBEAT_INTERVAL`: the product's 10 seconds.
+    pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+    /// `LIVENESS_TIMEOUT`.
+    pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(45);
+    /// `REGISTER_TIMEOUT`.
+    pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
+    /// `BACKOFF_MAX`: the product's 30 second cap.
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+    /// `BACKOFF_JITTER`: full jitter.
+    pub const BACKOFF_JITTER: f32 = 1.0;
+    /// `LOG_LEVEL`.
+    pub const LOG_LEVEL: &str = "info";
+}
+
+impl Config {
+    /// The worker name, or `hostname` when none is configured.
+    pub fn name_or(&self, hostname: &str) -> String {
+        self.worker_name.as_ref().map_or_else(|| hostname.to_owned(), |s| s.value.clone())
+    }
+
+    /// The URL, or an error saying how to set one.
+    pub fn require_url(&self) -> Result<&Setting<String>, ConfigError> {
+        self.orchestrator_url.as_ref().ok_or_else(|| ConfigError {
+            subject: "ORCHESTRATOR_WS_URL".into(),
+            message: match self.mode.value {
+                Mode::Byom => {
+                    "not set: run `cropscode login --url wss://…`, or set ORCHESTRATOR_WS_URL or --url".into()
+                }
+                Mode::Fleet => {
+                    "not set: add orchestrator_ws_url to agent.yaml, or set ORCHESTRATOR_WS_URL or --url".into()
+                }
+            },
+        })
+    }
+
+    /// The token, or an error saying how to set one.
+    pub fn require_token(&self) -> Result<&Setting<Secret>, ConfigError> {
+        self.token.as_ref().ok_or_else(|| ConfigError {
+            subject: "WORKER_TOKEN".into(),
+            message: match self.mode.value {
+                Mode::Byom => {
+                    "not set: run `cropscode login` (the token is read from stdin), or set WORKER_TOKEN".into()
+                }
+                Mode::Fleet => "not set: add worker_token to agent.yaml, or set WORKER_TOKEN".into(),
+            },
+        })
+    }
+}

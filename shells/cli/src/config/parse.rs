@@ -1,0 +1,236 @@
+//! Parsers for single configuration values.
+//!
+//! Each parser takes the raw text exactly as the user wrote it (flag, environment
+//! variable or file) and returns either the typed value or a message that reads
+//! well after "KEY (source): ". Messages quote the offending text so the user can
+//! find it; the token is never parsed here, so it can never be quoted.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cropscode_core::protocol::Mode;
+use tracing_subscriber::filter::Targets;
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, or a sum of such parts like `1m30s`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let expected = || format!("expected a duration like 45s, got '{text}'");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(expected());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(expected());
+        }
+        let amount: u64 = rest[..digits].parse().map_err(|_| expected())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Some(Duration::from_millis(amount)),
+            "s" => Some(Duration::from_secs(amount)),
+            "m" => amount.checked_mul(60).map(Duration::from_secs),
+            "h" => amount.checked_mul(3600).map(Duration::from_secs),
+            _ => return Err(expected()),
+        };
+        rest = &rest[unit_len..];
+        total = part.and_then(|p| total.checked_add(p)).ok_or_else(|| format!("duration '{text}' is too large"))?;
+    }
+    Ok(total)
+}
+
+/// A duration within `[min, max]`, for timers where zero would mean a hot loop.
+pub fn duration_between(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let value = duration(text)?;
+    if value < min || value > max {
+        return Err(format!(
+            "'{text}' is out of range: expected between {} and {}",
+            show_duration(min),
+            show_duration(max)
+        ));
+    }
+    Ok(value)
+}
+
+/// Formats a duration the way [`duration`] reads it (`1m30s`, `500ms`).
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let (h, rem) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rem) = (rem / 60_000, rem % 60_000);
+    let (s, ms) = (rem / 1000, rem % 1000);
+    for (amount, unit) in [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")] {
+        if amount > 0 {
+            out.push_str(&format!("{amount}{unit}"));
+        }
+    }
+    out
+}
+
+/// `byom` or `fleet`.
+pub fn mode(text: &str) -> Result<Mode, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "byom" => Ok(Mode::Byom),
+        "fleet" => Ok(Mode::Fleet),
+        _ => Err(format!("expected byom or fleet, got '{text}'")),
+    }
+}
+
+/// `BACKOFF_JITTER`: the fraction of each backoff delay that is randomised.
+pub fn jitter(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from 0 to 1 (1 = full jitter), got '{text}'")),
+    }
+}
+
+/// `LOG_LEVEL`: `tracing_subscriber` `Targets` syntax (`info`, `warn,cropscode_core=debug`).
+///
+/// A bare word must be a level: `Targets` alone would read `LOG_LEVEL=loud` as
+/// "trace for a target named loud" and silently log nothing else.
+pub fn log_level(text: &str) -> Result<Targets, String> {
+    let expected = || {
+        format!(
+            "expected a level (off, error, warn, info, debug, trace) or targets like 'info,cropscode_core=debug', got '{text}'"
+        )
+    };
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(expected());
+        }
+    }
+    Targets::from_str(text.trim()).map_err(|_| expected())
+}
+
+/// A path value: any non-empty text.
+pub fn path(text: &str) -> Result<std::path::PathBuf, String> {
+    if text.trim().is_empty() { Err("expected a path, got an empty value".into()) } else { Ok(text.into()) }
+}
+
+/// Human or machine log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` or `json`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("expected text or json, got '{text}'")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// `SECURITY_FLOOR`: the least the machine's owner accepts, whatever the
+/// orchestrator asks for. Set only locally; enforced by the security-floor issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityFloor {
+    /// Kubernetes Pod Security Standards "Baseline", mapped to container options.
+    #[default]
+    Baseline,
+    /// Baseline plus dropped capabilities, non-root users and no bind mounts.
+    Restricted,
+    /// No floor: chosen explicitly by the machine's owner.
+    None,
+}
+
+impl SecurityFloor {
+    /// Parses `baseline`, `restricted` or `none`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "baseline" => Ok(SecurityFloor::Baseline),
+            "restricted" => Ok(SecurityFloor::Restricted),
+            "none" => Ok(SecurityFloor::None),
+            _ => Err(format!("expected baseline, restricted or none, got '{text}'")),
+        }
+    }
+}
+
+impl fmt::Display for SecurityFloor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SecurityFloor::Baseline => "baseline",
+            SecurityFloor::Restricted => "restricted",
+            SecurityFloor::None => "none",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration(" 1m30s "), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1s500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn bad_durations_say_what_was_expected() {
+        for bad in ["", "abc", "10", "s", "10x", "1.5s", "-1s", "10 s", "ms10", "10sm"] {
+            let err = duration(bad).unwrap_err();
+            assert!(err.contains("expected a duration like 45s"), "{bad}: {err}");
+            assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
+        assert!(duration("99999999999999999999h").is_err());
+        assert!(duration("18446744073709551615h").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn ranges_are_enforced() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(3600));
+        assert_eq!(duration_between("1s", min, max), Ok(Duration::from_secs(1)));
+        assert!(duration_between("0s", min, max).unwrap_err().contains("between 100ms and 1h"));
+        assert!(duration_between("2h", min, max).is_err());
+    }
+
+    #[test]
+    fn durations_print_as_they_parse() {
+        for text in ["500ms", "10s", "2m", "1h", "1m30s", "1h1m1s1ms"] {
+            assert_eq!(show_duration(duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn enumerations() {
+        assert_eq!(mode("FLEET"), Ok(Mode::Fleet));
+        assert!(mode("cloud").unwrap_err().contains("byom or fleet"));
+        assert_eq!(LogFormat::parse("json"), Ok(LogFormat::Json));
+        assert!(LogFormat::parse("xml").is_err());
+        assert_eq!(SecurityFloor::parse("restricted"), Ok(SecurityFloor::Restricted));
+        assert!(SecurityFloor::parse("lax").is_err());
+        assert_eq!(jitter("0.5"), Ok(0.5));
+        assert!(jitter("1.5").is_err());
+        assert!(jitter("nan").is_err());
+        assert!(log_level("info,cropscode_core=debug").is_ok());
+        assert!(log_level("loud").is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! `cropscode worker`: the agent in the foreground until SIGINT or SIGTERM.
+//!
+//! Resolved configuration in, one `worker.register` and a session out: the
+//! registration is built from the machine's figures ([`system_info`]) and the
+//! configuration, the session timings from the timing keys, and the runtime's
+//! `run_worker` drives it over a real WebSocket. This module only reacts to
+//! the session's events: it stores `worker.json` when the orchestrator
+//! accepts the worker, and turns backoffs into log lines a person can act on.
+//!
+//! [`system_info`]: cropscode_runtime::system_info
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cropscode_core::backoff::BackoffConfig;
+use cropscode_core::dispatch::NoEngine;
+use cropscode_core::protocol::{Limits, Mode, PROTOCOL_VERSION, Register};
+use cropscode_core::session::{Event, SessionConfig};
+use cropscode_runtime::{RunError, SystemInfo};
+
+use crate::Failure;
+use crate::config::files::{self, WorkerState};
+use crate::config::parse::show_duration;
+use crate::config::{self, Config, Env};
+use crate::flags::config_flags;
+
+config_flags! {
+    /// run the worker agent in the foreground until SIGINT or SIGTERM
+    #[argh(subcommand, name = "worker")]
+    pub struct WorkerCommand {}
+}
+
+impl WorkerCommand {
+    /// Runs the subcommand.
+    pub fn run(self) -> Result<(), Failure> {
+        let config = config::resolve(&self.config_flags(), &Env::from_process())?;
+        crate::logging::init(config.log_format.value, config.log_level.value.targets.clone());
+        let shutdown = cropscode_runtime::shutdown_signal()
+            .map_err(|e| Failure::Runtime(format!("cannot watch for SIGINT/SIGTERM: {e}")))?;
+        run_agent(&config, shutdown)
+    }
+}
+
+/// Runs the worker described by `config` until `shutdown` completes.
+/// Used by `cropscode worker` and, on its own thread, by `cropscode dev`.
+pub fn run_agent(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
+    let url = config.require_url()?.value.clone();
+    let token = config.require_token()?.value.clone();
+    files::create_private_dir(&config.data_dir.value).map_err(|e| {
+        Failure::Config(format!("{}: cannot create {}: {e}", config.data_dir.origin(), config.data_dir.value.display()))
+    })?;
+
+    let previous = match files::read_worker_state(&config.paths.worker_state) {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::warn!(%error, "ignoring an unreadable worker.json; the worker registers afresh");
+            None
+        }
+    };
+    let register = registration(config, &cropscode_runtime::system_info(), previous.map(|s| s.worker_id));
+    tracing::info!(
+        url = %url,
+        name = %register.name,
+        mode = register.mode.as_str(),
+        data_dir = %config.data_dir.value.display(),
+        version = crate::VERSION,
+        "starting the worker"
+    );
+
+    let name = register.name.clone();
+    let mut options = cropscode_runtime::WorkerOptions::new(url, token, config.data_dir.value.clone(), register);
+    options.ca_file = config.ca_file.as_ref().map(|s| s.value.clone());
+    options.session = session_config(config);
+    let mut reporter = Reporter { config, name };
+    let mut on_event = |event: &Event| reporter.on_event(event);
+    cropscode_runtime::run_worker(options, &NoEngine, &mut on_event, shutdown).map_err(|e| match e {
+        // The URL, CA file or token cannot be used: fix the configuration (exit 2).
+        RunError::Connector(e) => Failure::Config(e.to_string()),
+        other => Failure::Runtime(other.to_string()),
+    })?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// The `worker.register` frame: the machine's figures, the configured name
+/// (or the hostname) and mode, and the id from `worker.json` if there is one.
+pub fn registration(config: &Config, info: &SystemInfo, worker_id: Option<String>) -> Register {
+    Register {
+        protocol_version: PROTOCOL_VERSION,
+        name: config.name_or(&info.hostname),
+        hostname: info.hostname.clone(),
+        platform: info.platform.clone(),
+        arch: info.arch.clone(),
+        cpu_count: info.cpu_count,
+        memory_total: info.memory_total,
+        // Engine detection arrives with the engine client.
+        container_engines: Vec::new(),
+        agent_version: crate::VERSION.into(),
+        mode: config.mode.value,
+        worker_id,
+        limits: Limits::DEFAULT,
+    }
+}
+
+/// The session's timings from the configuration (the session itself brings
+/// its pings forward to fit a short liveness deadline).
+pub fn session_config(config: &Config) -> SessionConfig {
+    let max = config.backoff_max.value;
+    SessionConfig {
+        heartbeat_interval: config.heartbeat_interval.value,
+        liveness_timeout: config.liveness_timeout.value,
+        register_timeout: config.register_timeout.value,
+        backoff: BackoffConfig {
+            initial: BackoffConfig::DEFAULT.initial.min(max),
+            max,
+            jitter: config.backoff_jitter.value,
+            seed: jitter_seed(),
+            ..BackoffConfig::DEFAULT
+        },
+        ..SessionConfig::DEFAULT
+    }
+}
+
+/// Differs between workers and between restarts, so a fleet does not retry in step.
+fn jitter_seed() -> u64 {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Reacts to the session's events on behalf of the person running the worker.
+struct Reporter<'a> {
+    config: &'a Config,
+    name: String,
+}
+
+impl Reporter<'_> {
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::Registered { worker_id } => {
+                let state = WorkerState {
+                    worker_id: worker_id.clone(),
+                    name: self.name.clone(),
+                    registered_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+                };
+                let path = &self.config.paths.worker_state;
+                match files::write_worker_state(path, &state) {
+                    Ok(()) => tracing::debug!(path = %path.display(), worker_id = %worker_id, "stored worker.json"),
+                    Err(error) => tracing::warn!(path = %path.display(), %error, "cannot store worker.json"),
+                }
+            }
+            Event::BackingOff { delay, attempt, auth: true } => {
+                let fix = match self.config.mode.value {
+                    Mode::Byom => "run `cropscode login` with a valid token",
+                    Mode::Fleet => "fix worker_token in agent.yaml or WORKER_TOKEN",
+                };
+                tracing::error!(
+                    attempt,
+                    "the orchestrator refused the worker token (HTTP 401/403 or worker.rejected) — {fix}; retrying in {}",
+                    show_delay(*delay)
+                );
+            }
+            // The session logs the cause of other backoffs itself.
+            Event::BackingOff { delay, attempt, auth: false } => {
+                tracing::debug!(attempt, "reconnecting in {}", show_delay(*delay));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn show_delay(delay: Duration) -> String {
+    // Jittered delays have odd milliseconds; whole tenths read better.
+    let tenths = Duration::from_millis((delay.as_millis() as u64).div_ceil(100) * 100);
+    show_duration(tenths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Flags, Key};
+
+    fn config_with(pairs: &[(Key, &str)]) -> Config {
+        let mut flags = Flags::default();
+        for (key, value) in pairs {
+            flags.set(*key, Some(&value.to_string()));
+        }
+        let home = std::env::temp_dir().join("cropscode-worker-unit-home");
+        let env = Env::from_pairs([("HOME", home.to_str().unwrap())], home.join("no-agent.yaml"));
+        config::resolve(&flags, &env).unwrap()
+    }
+
+    #[test]
+    fn timings_reach_the_session() {
+        let config = config_with(&[
+            (Key::HeartbeatInterval, "1s"),
+            (Key::LivenessTimeout, "3s"),
+            (Key::BackoffMax, "500ms"),
+            (Key::BackoffJitter, "0"),
+        ]);
+        let session = session_config(&config);
+        assert_eq!(session.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(session.liveness_timeout, Duration::from_secs(3));
+        assert_eq!(session.backoff.max, Duration::from_millis(500));
+        assert_eq!(session.backoff.initial, Duration::from_millis(500), "never above the cap");
+        assert_eq!(session.backoff.jitter, 0.0);
+
+        let defaults = session_config(&config_with(&[]));
+        assert_eq!(defaults.backoff.initial, Duration::from_secs(1));
+        assert_eq!(defaults.backoff.max, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn registration_uses_the_name_or_the_hostname() {
+        let info = SystemInfo {
+            hostname: "host-1".into(),
+            platform: "linux".into(),
+            arch: "x86_64".into(),
+            cpu_count: 4,
+            memory_total: 1 << 30,
+        };
+        let register = registration(&config_with(&[]), &info, Some("w-9".into()));
+        assert_eq!((register.name.as_str(), register.worker_id.as_deref()), ("host-1", Some("w-9")));
+        assert_eq!(register.agent_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(register.mode, Mode::Byom);
+        assert!(register.container_engines.is_empty());
+        let named = registration(&config_with(&[(Key::WorkerName, "pi-kitchen")]), &info, None);
+        assert_eq!(named.name, "pi-kitchen");
+    }
+
+    #[test]
+    fn delays_read_in_tenths() {
+        assert_eq!(show_delay(Duration::from_millis(2_345)), "2s400ms");
+        assert_eq!(show_delay(Duration::from_secs(30)), "30s");
+    }
+}
