@@ -10,8 +10,8 @@ use cropscode_tests::*;
 fn accept_and_drop_gets_one_attempt_per_backoff_step() {
     let orchestrator = start_orchestrator();
     orchestrator.set_behavior(Behavior::AcceptAndDrop);
-    let started = Instant::now();
     let worker = WorkerSpec::new(orchestrator.ws_url()).spawn();
+    let started = Instant::now();
     std::thread::sleep(Duration::from_millis(7_500).saturating_sub(started.elapsed()));
 
     let upgrades = upgrade_times(&orchestrator);

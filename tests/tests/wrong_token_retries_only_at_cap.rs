@@ -9,9 +9,9 @@ use cropscode_tests::*;
 fn refused_token_is_an_auth_error_retried_at_the_cap() {
     let orchestrator = start_orchestrator();
     let wrong = "tok_WRONG_0123456789abcdef";
-    let started = Instant::now();
     let worker =
         WorkerSpec::new(orchestrator.ws_url()).token(wrong).env("BACKOFF_MAX", "3s").env("LOG_LEVEL", "trace").spawn();
+    let started = Instant::now();
     std::thread::sleep(Duration::from_millis(7_000).saturating_sub(started.elapsed()));
 
     let upgrades = upgrade_times(&orchestrator);
