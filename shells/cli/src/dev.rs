@@ -89,7 +89,7 @@ impl DevCommand {
         println!("  list workers:     curl -s {http_url}/workers");
         println!("  recent events:    curl -s '{http_url}/events?since=0'");
         println!("  send a command:   curl -s -X POST {http_url}/workers/WORKER_ID/commands \\");
-        println!("                      -d '{{\"type\": \"container.list\", \"params\": {{}}}}'");
+        println!("                      -d '{{\"type\": \"container.list-all\", \"params\": {{}}}}'");
         println!();
         println!("Press Ctrl-C to stop.");
         println!();
@@ -139,7 +139,7 @@ fn summary(event: &Event, http_url: &str) -> Option<String> {
     let mut line = print_summary(event);
     if let Event::Registered { worker_id, .. } = event {
         line.push_str(&format!(
-            "\n  try: curl -s -X POST {http_url}/workers/{worker_id}/commands -d '{{\"type\": \"container.list\", \"params\": {{}}}}'"
+            "\n  try: curl -s -X POST {http_url}/workers/{worker_id}/commands -d '{{\"type\": \"container.list-all\", \"params\": {{}}}}'"
         ));
     }
     Some(line)
