@@ -260,6 +260,7 @@ fn registers_heartbeats_runs_a_command_and_reconnects_after_a_transport_error() 
             "Registered",
             "HeartbeatDue",
             "Execute",
+            "Audit",
             "BackingOff",
             "Connect",
             "Registered",

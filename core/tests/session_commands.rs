@@ -263,3 +263,35 @@ fn commands_keep_running_across_a_liveness_timeout() {
     assert_eq!(result_ids(&t.take_texts()), ["long"]);
     assert_eq!(t.session.journal().in_flight(), 0);
 }
+
+fn audits(events: &[Event]) -> Vec<cropscode_core::session::AuditRecord> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Audit(record) => Some(record.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_command_frame_is_audited_once_with_its_outcome() {
+    use cropscode_core::session::AuditOutcome;
+    let mut t = registered(exact_config());
+    t.text(r#"{"type":"container.start","id":"a-1","params":{"containerId":"web","tenant":"acme"}}"#);
+    assert!(audits(&t.take_events()).is_empty(), "audited when it finishes, not when it starts");
+    t.session.handle_command_result(t.now, "a-1".into(), Err(WireError::new(ErrorCode::NotFound, "no such container")));
+    t.drain();
+    t.text(r#"{"type":"container.start","id":"a-1","params":{"containerId":"web","tenant":"acme"}}"#);
+    t.text("{broken");
+    let records = audits(&t.take_events());
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records[0].id.as_deref(), Some("a-1"));
+    assert_eq!(records[0].command, Some("container.start"));
+    assert_eq!(records[0].tenant.as_deref(), Some("acme"));
+    assert_eq!(records[0].target.as_deref(), Some("web"));
+    assert!(matches!(&records[0].outcome, AuditOutcome::Error(e) if e.code == ErrorCode::NotFound));
+    assert_eq!(records[1].outcome, AuditOutcome::Replayed);
+    assert_eq!((records[2].id.as_ref(), records[2].command), (None, None));
+    assert!(matches!(&records[2].outcome, AuditOutcome::Error(e) if e.code == ErrorCode::InvalidRequest));
+}

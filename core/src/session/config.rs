@@ -147,6 +147,9 @@ pub enum Event {
         /// The orchestrator's id for this worker.
         worker_id: String,
     },
+    /// A command was answered (for the audit log): one record per command frame
+    /// received, whether executed, replayed, refused or undecodable.
+    Audit(AuditRecord),
     /// The session will reconnect after `delay` (for logs and status).
     BackingOff {
         /// Time until the next [`Event::Connect`].
@@ -156,4 +159,34 @@ pub enum Event {
         /// Whether this follows an auth failure or rejection (retried only at the cap).
         auth: bool,
     },
+}
+
+/// What the audit log records about one command frame. Never holds a secret:
+/// params are not kept, and error messages never contain secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The command id, when the frame carried a usable one.
+    pub id: Option<String>,
+    /// The command name (`container.create`, …), or `None` for an undecodable frame.
+    pub command: Option<&'static str>,
+    /// The tenant the command named, if any.
+    pub tenant: Option<String>,
+    /// The container the command targets, if any.
+    pub target: Option<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+}
+
+/// How an audited command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditOutcome {
+    /// Executed and succeeded.
+    Ok,
+    /// Refused or failed with this error (policy refusals name the control in the message).
+    Error(WireError),
+    /// A re-sent id: the recorded result was sent again, nothing executed.
+    Replayed,
+    /// A re-sent id still executing: nothing executed, its one result follows.
+    AlreadyRunning,
 }

@@ -30,9 +30,9 @@
 
 mod config;
 
-pub use config::{DisconnectReason, Event, SessionConfig, State};
+pub use config::{AuditOutcome, AuditRecord, DisconnectReason, Event, SessionConfig, State};
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
@@ -101,8 +101,28 @@ pub struct Session {
     link: Option<Link>,
     backoff: Backoff,
     journal: Journal,
+    /// What the audit record of each executing command needs once it finishes.
+    executing: BTreeMap<String, CommandMeta>,
     transmits: VecDeque<Pending>,
     events: VecDeque<Event>,
+}
+
+/// The audit-relevant facts of an executing command.
+#[derive(Debug, Clone)]
+struct CommandMeta {
+    name: &'static str,
+    tenant: Option<String>,
+    target: Option<String>,
+}
+
+impl CommandMeta {
+    fn of(command: &Command) -> Self {
+        CommandMeta {
+            name: command.name(),
+            tenant: command.tenant().map(String::from),
+            target: command.target_container().map(String::from),
+        }
+    }
 }
 
 /// Per-connection clocks.
@@ -170,6 +190,7 @@ impl Session {
         let mut session = Session {
             backoff: Backoff::new(config.backoff),
             journal: Journal::new(config.journal_capacity, config.held_results_max),
+            executing: BTreeMap::new(),
             worker_id: register.worker_id.clone(),
             register,
             config,
@@ -270,10 +291,17 @@ impl Session {
 
     /// A command from [`Event::Execute`] finished.
     pub fn handle_command_result(&mut self, _now: Instant, id: String, outcome: Result<Value, WireError>) {
+        let audit = match &outcome {
+            Ok(_) => AuditOutcome::Ok,
+            Err(error) => AuditOutcome::Error(error.clone()),
+        };
         let result = CommandResult::from_outcome(id, outcome);
         if !self.journal.finish(&result) {
             tracing::warn!(id = %result.id, "dropping a result for a command that is not executing");
             return;
+        }
+        if let Some(meta) = self.executing.remove(&result.id) {
+            self.audit(Some(result.id.clone()), Some(&meta), audit);
         }
         tracing::debug!(id = %result.id, ok = result.ok, "command finished");
         if self.state == State::Registered {
@@ -387,10 +415,11 @@ impl Session {
                 if let Some(id) = error.id.as_deref().filter(|id| self.journal.knows(id)) {
                     tracing::warn!(id, code = %error.error.code, "undecodable frame reuses a known command id");
                     let id = String::from(id);
-                    return self.answer_duplicate(&id);
+                    return self.answer_duplicate(&id, None);
                 }
                 tracing::warn!(id = error.id.as_deref().unwrap_or("-"), error = %error.error, "refusing a frame");
                 self.send(error.reply());
+                self.audit(error.id, None, AuditOutcome::Error(error.error));
             }
         }
     }
@@ -436,6 +465,7 @@ impl Session {
     }
 
     fn on_command(&mut self, id: String, command: Command) {
+        let meta = CommandMeta::of(&command);
         if self.state != State::Registered {
             if self.journal.knows(&id) {
                 tracing::debug!(id = %id, "ignoring a re-sent command before registration");
@@ -445,12 +475,13 @@ impl Session {
                     ErrorCode::InvalidRequest,
                     "not registered: commands are accepted after worker.registered",
                 );
+                self.audit(Some(id.clone()), Some(&meta), AuditOutcome::Error(error.clone()));
                 self.transmits.push_back(Pending::Result(CommandResult::from_outcome(id, Err(error))));
             }
             return;
         }
         if self.journal.knows(&id) {
-            return self.answer_duplicate(&id);
+            return self.answer_duplicate(&id, Some(&meta));
         }
         if self.journal.in_flight() >= self.config.max_in_flight {
             tracing::warn!(id = %id, limit = self.config.max_in_flight, "too many commands in flight; answering busy");
@@ -462,29 +493,45 @@ impl Session {
                     self.config.max_in_flight
                 ),
             );
+            self.audit(Some(id.clone()), Some(&meta), AuditOutcome::Error(error.clone()));
             self.transmits.push_back(Pending::Result(CommandResult::from_outcome(id, Err(error))));
             return;
         }
         tracing::debug!(id = %id, command = command.name(), "executing");
         self.journal.begin(id.clone());
+        self.executing.insert(id.clone(), meta);
         self.events.push_back(Event::Execute { id, command });
     }
 
-    fn answer_duplicate(&mut self, id: &str) {
+    fn answer_duplicate(&mut self, id: &str, meta: Option<&CommandMeta>) {
         if self.state != State::Registered {
             tracing::debug!(id, "not answering a re-sent command before registration");
             return;
         }
         match self.journal.lookup(id) {
-            Lookup::InFlight => tracing::debug!(id, "command already executing; its result follows when done"),
+            Lookup::InFlight => {
+                tracing::debug!(id, "command already executing; its result follows when done");
+                self.audit(Some(id.into()), meta, AuditOutcome::AlreadyRunning);
+            }
             Lookup::Recorded(result) => {
                 tracing::debug!(id, "re-sent command; replaying its recorded result");
                 let result = result.clone();
                 self.journal.unhold(id);
                 self.transmits.push_back(Pending::Result(result));
+                self.audit(Some(id.into()), meta, AuditOutcome::Replayed);
             }
             Lookup::New => {}
         }
+    }
+
+    fn audit(&mut self, id: Option<String>, meta: Option<&CommandMeta>, outcome: AuditOutcome) {
+        self.events.push_back(Event::Audit(AuditRecord {
+            id,
+            command: meta.map(|m| m.name),
+            tenant: meta.and_then(|m| m.tenant.clone()),
+            target: meta.and_then(|m| m.target.clone()),
+            outcome,
+        }));
     }
 
     /// The session decided to drop the connection itself.
