@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 pub use cropscode_orchestrator as orchestrator;
 
+mod engines;
+pub use engines::*;
+
 /// The worker token the tests' orchestrators accept. Long and distinctive, so
 /// a search of the logs for it cannot miss a leak.
 pub const TEST_TOKEN: &str = "tok_TEST_s3cr3t_9f8e7d6c5b4a";
@@ -35,6 +38,26 @@ pub fn cropscode_bin() -> &'static Path {
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
         let bin = target.join("debug").join("cropscode");
+        assert!(bin.exists(), "no binary at {}", bin.display());
+        bin
+    })
+}
+
+/// Path of the optimized `cropscode` binary (`cargo build --release`), built once per
+/// process: for measurements (the benchmark), where a debug worker would skew the figures.
+pub fn cropscode_release_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--release", "-p", "cropscode", "--bin", "cropscode"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("running cargo build --release for the cropscode binary");
+        assert!(status.success(), "cargo build --release -p cropscode failed");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+        let bin = target.join("release").join("cropscode");
         assert!(bin.exists(), "no binary at {}", bin.display());
         bin
     })
@@ -122,6 +145,11 @@ pub struct WorkerSpec {
     pub args: Vec<String>,
     /// Run with this HOME instead of a fresh one (to restart a worker on its own state).
     pub home: Option<PathBuf>,
+    /// Seed `~/.cropscode/worker.json` with this id before starting, so the worker
+    /// registers under it (the local orchestrator adopts an announced id).
+    pub worker_id: Option<String>,
+    /// Run this binary instead of [`cropscode_bin`] (e.g. [`cropscode_release_bin`]).
+    pub bin: Option<PathBuf>,
 }
 
 impl WorkerSpec {
@@ -134,6 +162,8 @@ impl WorkerSpec {
             env: vec![("BACKOFF_JITTER".into(), "0".into())],
             args: vec!["worker".into()],
             home: None,
+            worker_id: None,
+            bin: None,
         }
     }
 
@@ -152,6 +182,19 @@ impl WorkerSpec {
     /// Adds an environment variable.
     pub fn env(mut self, key: &str, value: impl Into<String>) -> WorkerSpec {
         self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Registers under `id` (seeded into `worker.json`): tests that share an engine give
+    /// every worker its own id, so one worker's containers are never another's.
+    pub fn worker_id(mut self, id: &str) -> WorkerSpec {
+        self.worker_id = Some(id.to_string());
+        self
+    }
+
+    /// Runs `bin` instead of the debug build.
+    pub fn bin(mut self, bin: &Path) -> WorkerSpec {
+        self.bin = Some(bin.to_path_buf());
         self
     }
 
@@ -182,10 +225,16 @@ impl WorkerProcess {
         let home =
             spec.home.clone().unwrap_or_else(|| owned.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
         let data_dir = home.join("data");
+        if let Some(id) = &spec.worker_id {
+            let dir = home.join(".cropscode");
+            std::fs::create_dir_all(&dir).expect("create ~/.cropscode");
+            let state = serde_json::json!({ "workerId": id, "name": "cropscode-test", "registeredAt": 0 });
+            std::fs::write(dir.join("worker.json"), state.to_string()).expect("seed worker.json");
+        }
         static RUN: AtomicU32 = AtomicU32::new(0);
         let log_path = home.join(format!("worker-{}.log", RUN.fetch_add(1, Ordering::Relaxed)));
         let log = std::fs::File::create(&log_path).expect("create log file");
-        let mut cmd = Command::new(cropscode_bin());
+        let mut cmd = Command::new(spec.bin.as_deref().unwrap_or_else(|| cropscode_bin()));
         cmd.args(&spec.args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -266,6 +315,21 @@ impl WorkerProcess {
             }
             if let Ok(text) = std::fs::read_to_string(&entry) {
                 assert!(!text.contains(&self.token), "the token leaked into {}", entry.display());
+            }
+        }
+    }
+}
+
+impl WorkerProcess {
+    /// Panics if `secret` (a git credential, an API key) appears in the worker's logs or
+    /// in any file under its HOME (the data dir included).
+    pub fn assert_secret_absent(&self, secret: &str) {
+        let logs = self.logs();
+        assert!(!logs.contains(secret), "a secret leaked into the worker's logs:\n{logs}");
+        for entry in walk(&self.home) {
+            if let Ok(bytes) = std::fs::read(&entry) {
+                let leaked = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!leaked, "a secret leaked into {}", entry.display());
             }
         }
     }
