@@ -63,6 +63,12 @@ pub fn cropscode_release_bin() -> &'static Path {
     })
 }
 
+/// The architecture the worker under test reports (`std::env::consts::ARCH` of its build): this
+/// test process's own, or `CROPSCODE_BIN_ARCH` when `CROPSCODE_BIN` is a cross build (cross/test.sh).
+pub fn worker_arch() -> String {
+    std::env::var("CROPSCODE_BIN_ARCH").unwrap_or_else(|_| std::env::consts::ARCH.to_string())
+}
+
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

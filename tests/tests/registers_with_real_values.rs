@@ -30,7 +30,7 @@ fn registration_carries_every_field_with_real_values() {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     assert_eq!(r.hostname, hostname.trim());
     assert_eq!(r.platform, "linux");
-    assert_eq!(r.arch, std::env::consts::ARCH);
+    assert_eq!(r.arch, worker_arch());
     assert_eq!(r.cpu_count, cpuinfo_count());
     let total = meminfo_total_bytes();
     assert!(r.memory_total.abs_diff(total) <= total / 100, "memoryTotal {} vs /proc/meminfo {total}", r.memory_total);
