@@ -56,6 +56,27 @@ pub struct ContainerSummary {
     /// Labels.
     #[serde(default, deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
+    /// Ports, published or only exposed.
+    #[serde(default, deserialize_with = "nullable")]
+    pub ports: Vec<PortSummary>,
+}
+
+/// A port of a listed container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortSummary {
+    /// Host address it is published on (empty when only exposed).
+    #[serde(rename = "IP", default)]
+    pub ip: String,
+    /// Port inside the container.
+    #[serde(default)]
+    pub private_port: u16,
+    /// Port on the host; 0 when not published.
+    #[serde(default)]
+    pub public_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    #[serde(rename = "Type", default)]
+    pub protocol: String,
 }
 
 impl ContainerSummary {
@@ -86,6 +107,9 @@ pub struct ContainerSpec {
     /// User (`1000`, `1000:1000`, `user`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Host name inside the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// Labels.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -149,6 +173,61 @@ pub struct HostConfig {
     /// Run an init process as PID 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+    /// Give the container every capability and every device.
+    #[serde(skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    /// Volume and bind mounts, structured (no `host:container` strings to split).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountSpec>,
+    /// Host devices.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceSpec>,
+    /// Namespaced kernel parameters.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// PID namespace (`host`, `container:<id>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_mode: Option<String>,
+    /// IPC namespace (`host`, `private`, `shareable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipc_mode: Option<String>,
+    /// UTS namespace (`host`).
+    #[serde(rename = "UTSMode", skip_serializing_if = "Option::is_none")]
+    pub uts_mode: Option<String>,
+    /// User namespace (`host`, `keep-id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+    /// cgroup namespace (`host`, `private`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroupns_mode: Option<String>,
+}
+
+/// One entry of `HostConfig.Mounts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountSpec {
+    /// `volume` or `bind`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Volume name or host path.
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    #[serde(skip_serializing_if = "is_false")]
+    pub read_only: bool,
+}
+
+/// One entry of `HostConfig.Devices`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceSpec {
+    /// Device path on the host.
+    pub path_on_host: String,
+    /// Device path in the container.
+    pub path_in_container: String,
+    /// cgroup permissions (`rwm`).
+    pub cgroup_permissions: String,
 }
 
 /// A host address a container port is published on.
@@ -202,6 +281,9 @@ pub struct ContainerInspect {
     /// Configuration as created.
     #[serde(default)]
     pub config: ContainerConfig,
+    /// Exec sessions the engine still knows of (running ones, and recent ones on Docker).
+    #[serde(rename = "ExecIDs", default, deserialize_with = "nullable")]
+    pub exec_ids: Vec<String>,
 }
 
 /// The `State` of an inspected container.
@@ -334,6 +416,25 @@ impl EngineClient {
     pub async fn upload_archive(&self, id: &str, dir: &str, tar: Bytes) -> Result<()> {
         let query = Query::new().push("path", dir).finish();
         let request = ApiRequest::new(Method::PUT, format!("/containers/{}/archive{query}", path_name(id)?)).tar(tar);
+        self.call(request, Duration::ZERO).await.map(drop)
+    }
+
+    /// `HEAD /containers/{id}/archive?path=PATH`: whether `path` exists in the container
+    /// (running or not).
+    pub async fn path_exists(&self, id: &str, path: &str) -> Result<bool> {
+        let query = Query::new().push("path", path).finish();
+        let request = ApiRequest::new(Method::HEAD, format!("/containers/{}/archive{query}", path_name(id)?));
+        match self.call(request, Duration::ZERO).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /volumes/{name}`.
+    pub async fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        let query = if force { Query::new().push("force", "1") } else { Query::new() };
+        let request = ApiRequest::new(Method::DELETE, format!("/volumes/{}{}", path_name(name)?, query.finish()));
         self.call(request, Duration::ZERO).await.map(drop)
     }
 

@@ -51,17 +51,21 @@ pub enum EngineError {
 impl EngineError {
     /// The protocol error code the orchestrator sees for this error.
     ///
-    /// 404 → `not_found`, 409 → `conflict`, an unreachable engine or a broken connection →
-    /// `engine_unavailable`, a time limit → `timeout`, a request the client refused to send
-    /// → `invalid_request`, anything else → `internal`.
+    /// 404 → `not_found`, 409 → `conflict`, 400 (the engine refused a value) or a request
+    /// the client refused to send → `invalid_request`, 401/403 → `forbidden`, an
+    /// unreachable engine, a broken connection, a 5xx or an error reported in the middle of
+    /// a stream → `engine_unavailable` (the engine failed; it may pass), a time limit →
+    /// `timeout`, an answer the client cannot read → `internal`.
     pub fn code(&self) -> ErrorCode {
         match self {
             EngineError::Unavailable { .. } | EngineError::Connection(_) => ErrorCode::EngineUnavailable,
             EngineError::Api { status: 404, .. } => ErrorCode::NotFound,
             EngineError::Api { status: 409, .. } => ErrorCode::Conflict,
-            EngineError::Api { .. } | EngineError::Stream { .. } | EngineError::Protocol(_) => ErrorCode::Internal,
+            EngineError::Api { status: 400, .. } | EngineError::InvalidArgument(_) => ErrorCode::InvalidRequest,
+            EngineError::Api { status: 401 | 403, .. } => ErrorCode::Forbidden,
+            EngineError::Api { status: 500.., .. } | EngineError::Stream { .. } => ErrorCode::EngineUnavailable,
+            EngineError::Api { .. } | EngineError::Protocol(_) => ErrorCode::Internal,
             EngineError::Timeout { .. } => ErrorCode::Timeout,
-            EngineError::InvalidArgument(_) => ErrorCode::InvalidRequest,
         }
     }
 
@@ -150,8 +154,10 @@ pub(crate) fn api_error(status: u16, body: &[u8]) -> EngineError {
         }
     };
     // Podman answers some conflicts and misses with 500 and says what it meant in `cause`
-    // (libpod's error texts).
+    // (libpod's error texts); both engines answer a host port in use with 500.
+    let port_taken = ["port is already allocated", "address already in use"].iter().any(|m| message.contains(m));
     let status = match (status, cause.as_deref()) {
+        (500, _) if port_taken => 409,
         (
             500,
             Some(
@@ -177,8 +183,11 @@ mod tests {
         let api = |status| EngineError::Api { status, message: "m".into() };
         assert_eq!(api(404).code(), ErrorCode::NotFound);
         assert_eq!(api(409).code(), ErrorCode::Conflict);
-        assert_eq!(api(500).code(), ErrorCode::Internal);
-        assert_eq!(api(400).code(), ErrorCode::Internal);
+        assert_eq!(api(500).code(), ErrorCode::EngineUnavailable);
+        assert_eq!(api(400).code(), ErrorCode::InvalidRequest);
+        assert_eq!(api(403).code(), ErrorCode::Forbidden);
+        assert_eq!(api(418).code(), ErrorCode::Internal);
+        assert_eq!(EngineError::Protocol("?".into()).code(), ErrorCode::Internal);
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(EngineError::connect("unix:///x", &refused).code(), ErrorCode::EngineUnavailable);
         let missing = io::Error::from(io::ErrorKind::NotFound);
@@ -197,5 +206,7 @@ mod tests {
         assert_eq!(api_error(500, improper).code(), ErrorCode::Conflict);
         assert_eq!(api_error(500, b"plain text\n"), EngineError::Api { status: 500, message: "plain text".into() });
         assert_eq!(api_error(502, b""), EngineError::Api { status: 502, message: "HTTP 502".into() });
+        let port = br#"{"message":"driver failed programming external connectivity: Bind for 0.0.0.0:13000 failed: port is already allocated"}"#;
+        assert_eq!(api_error(500, port).code(), ErrorCode::Conflict);
     }
 }

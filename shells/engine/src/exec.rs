@@ -35,6 +35,8 @@ pub struct ExecSpec {
     pub tty: bool,
     /// Attach stdin (only useful with [`EngineClient::attach_exec`]).
     pub attach_stdin: bool,
+    /// Run with extended privileges.
+    pub privileged: bool,
 }
 
 /// Bounds of [`EngineClient::exec`].
@@ -63,6 +65,25 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
     /// Some output was dropped because a stream exceeded `output_limit`.
     pub truncated: bool,
+}
+
+/// Reads a process's output to its end, keeping at most `limit` bytes of each stream (the
+/// rest is read and dropped, and `truncated` set). The exit code is left at 0.
+pub async fn collect_output(mut output: OutputStream, limit: usize) -> Result<ExecOutput> {
+    let mut result = ExecOutput::default();
+    while let Some(chunk) = output.next().await {
+        let chunk = chunk?;
+        let kept = match chunk.kind {
+            OutputKind::Stdout => &mut result.stdout,
+            OutputKind::Stderr => &mut result.stderr,
+        };
+        let room = limit.saturating_sub(kept.len());
+        if chunk.data.len() > room {
+            result.truncated = true;
+        }
+        kept.extend_from_slice(&chunk.data[..room.min(chunk.data.len())]);
+    }
+    Ok(result)
 }
 
 /// `GET /exec/{id}/json`, the fields the worker uses.
@@ -99,6 +120,8 @@ struct ExecCreateBody<'a> {
     working_dir: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    privileged: bool,
 }
 
 #[derive(Serialize)]
@@ -123,20 +146,8 @@ impl EngineClient {
         let spec = ExecSpec { tty: false, attach_stdin: false, ..spec.clone() };
         with_timeout("exec", limits.timeout, async {
             let exec_id = self.create_exec(container, &spec).await?;
-            let mut output = self.start_exec(&exec_id, false).await?;
-            let mut result = ExecOutput::default();
-            while let Some(chunk) = output.next().await {
-                let chunk = chunk?;
-                let kept = match chunk.kind {
-                    OutputKind::Stdout => &mut result.stdout,
-                    OutputKind::Stderr => &mut result.stderr,
-                };
-                let room = limits.output_limit.saturating_sub(kept.len());
-                if chunk.data.len() > room {
-                    result.truncated = true;
-                }
-                kept.extend_from_slice(&chunk.data[..room.min(chunk.data.len())]);
-            }
+            let output = self.start_exec(&exec_id, false).await?;
+            let mut result = collect_output(output, limits.output_limit).await?;
             result.exit_code = self.exec_exit_code(&exec_id).await?;
             Ok(result)
         })
@@ -157,6 +168,7 @@ impl EngineClient {
             env: &spec.env,
             working_dir: spec.working_dir.as_deref(),
             user: spec.user.as_deref(),
+            privileged: spec.privileged,
         };
         let request = ApiRequest::post(format!("/containers/{}/exec", path_name(container)?)).json(&body)?;
         let created: IdBody = self.call_json(request).await?;

@@ -206,6 +206,12 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// Do not use the build cache.
     pub no_cache: bool,
+    /// Build stage to stop at.
+    pub target: Option<String>,
+    /// Network for `RUN` steps (`none`, `bridge`, `host`).
+    pub network_mode: Option<String>,
+    /// Always pull base images.
+    pub pull: bool,
 }
 
 impl EngineClient {
@@ -271,6 +277,15 @@ impl EngineClient {
         }
         if options.no_cache {
             query = query.push("nocache", "1");
+        }
+        if let Some(target) = &options.target {
+            query = query.push("target", target);
+        }
+        if let Some(mode) = &options.network_mode {
+            query = query.push("networkmode", mode);
+        }
+        if options.pull {
+            query = query.push("pull", "1");
         }
         query = query.push("rm", "1").push("forcerm", "1");
         let request = ApiRequest::post(format!("/build{}", query.finish())).tar(context);

@@ -29,6 +29,7 @@ mod client;
 mod containers;
 pub mod discovery;
 mod error;
+mod events;
 mod exec;
 mod images;
 mod io;
@@ -36,15 +37,17 @@ mod platform;
 mod stream;
 mod system;
 mod tar;
+pub mod worker;
 
 pub use client::{API_VERSION_MINOR, ClientConfig, EngineClient, ResponseBody};
 pub use containers::{
-    ContainerConfig, ContainerInspect, ContainerSpec, ContainerState, ContainerSummary, CreatedContainer, Empty,
-    HostConfig, ListContainers, PortBinding, RemoveContainer,
+    ContainerConfig, ContainerInspect, ContainerSpec, ContainerState, ContainerSummary, CreatedContainer, DeviceSpec,
+    Empty, HostConfig, ListContainers, MountSpec, PortBinding, PortSummary, RemoveContainer,
 };
 pub use discovery::{Candidate, Discovered, Source, discover};
 pub use error::{EngineError, Result};
-pub use exec::{ExecInspect, ExecLimits, ExecOutput, ExecSpec};
+pub use events::{EngineEvent, EventActor, EventFilter};
+pub use exec::{ExecInspect, ExecLimits, ExecOutput, ExecSpec, collect_output};
 pub use images::{
     BuildOptions, ErrorDetail, ImageConfig, ImageDeleted, ImageInspect, ImageSummary, ListImages, Progress,
     ProgressDetail, ProgressStream,
@@ -54,3 +57,4 @@ pub use platform::Endpoint;
 pub use stream::{JsonStream, MultiplexDecoder, MultiplexFrame, OutputChunk, OutputKind, OutputStream};
 pub use system::{EngineKind, EngineVersion};
 pub use tar::{Owner, TarBuilder};
+pub use worker::{EngineOptions, EnginePreference, WorkerEngine};

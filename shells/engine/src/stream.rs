@@ -188,7 +188,7 @@ impl MultiplexDecoder {
 
 enum OutputSource {
     Body(ResponseBody),
-    Upgraded(Upgraded),
+    Reader(Box<dyn futures_lite::AsyncRead + Unpin + Send>),
 }
 
 /// Process output streamed from the engine (exec start, attach).
@@ -213,7 +213,13 @@ impl OutputStream {
 
     /// Output read from an upgraded connection (e.g. [`crate::Upgraded`] of an exec attach).
     pub fn from_upgraded(upgraded: Upgraded, tty: bool) -> Self {
-        OutputStream::new(OutputSource::Upgraded(upgraded), tty)
+        OutputStream::from_reader(upgraded, tty)
+    }
+
+    /// Output read from any byte stream, e.g. the read half of a split [`crate::Upgraded`]
+    /// whose write half feeds the process's stdin.
+    pub fn from_reader(reader: impl futures_lite::AsyncRead + Unpin + Send + 'static, tty: bool) -> Self {
+        OutputStream::new(OutputSource::Reader(Box::new(reader)), tty)
     }
 
     fn new(source: OutputSource, tty: bool) -> Self {
@@ -236,7 +242,7 @@ impl OutputStream {
             }
             let read = match &mut self.source {
                 OutputSource::Body(body) => body.chunk().await,
-                OutputSource::Upgraded(io) => {
+                OutputSource::Reader(io) => {
                     let mut buf = vec![0u8; 16 * 1024];
                     match io.read(&mut buf).await {
                         Ok(0) => Ok(None),

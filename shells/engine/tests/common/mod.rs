@@ -7,6 +7,10 @@
 
 #![allow(dead_code)]
 
+pub mod logs;
+pub mod proxy;
+pub mod worker;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,0 +1,73 @@
+//! Answers that need no container: commands of the next issue say they are not
+//! implemented yet (`engine_unavailable`), and a worker whose engine does not answer at
+//! all answers every command `engine_unavailable`.
+
+mod common;
+
+use cropscode_core::Step;
+use cropscode_core::protocol::{Command, ErrorCode, WireError};
+use cropscode_core::traits::Engine;
+use cropscode_engine::{Endpoint, WorkerEngine};
+use futures_lite::StreamExt;
+use serde_json::{Value, json};
+
+async fn outcome(worker: &WorkerEngine, name: &str, params: Value) -> Result<Value, WireError> {
+    let command = Command::decode(name, params).expect("valid command");
+    let steps: Vec<Step> = worker.execute(command).collect().await;
+    match steps.as_slice() {
+        [Step::Done(outcome)] => outcome.clone(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+fn issue_4_commands() -> Vec<(&'static str, Value)> {
+    vec![
+        ("container.exec.background", json!({"containerId": "c", "command": ["true"]})),
+        ("container.exec.background.kill", json!({"execId": "x-1"})),
+        ("container.exec.background.capture", json!({"execId": "x-1"})),
+        ("terminal.open", json!({"containerId": "c"})),
+        ("terminal.input", json!({"sessionId": "t-1", "data": "ls\r"})),
+        ("terminal.resize", json!({"sessionId": "t-1", "cols": 80, "rows": 24})),
+        ("terminal.close", json!({"sessionId": "t-1"})),
+        ("display.open", json!({"containerId": "c"})),
+        ("display.close", json!({"sessionId": "d-1"})),
+    ]
+}
+
+#[test]
+fn later_commands_are_not_implemented_yet() {
+    smol::block_on(async {
+        let worker =
+            WorkerEngine::with_endpoint(Endpoint::Unix(common::socket(common::Which::Docker).into()), "w-x").await;
+        for (name, params) in issue_4_commands() {
+            let error = outcome(&worker, name, params).await.expect_err(name);
+            assert_eq!(error.code, ErrorCode::EngineUnavailable, "{name}");
+            assert_eq!(error.message, format!("`{name}` is not implemented yet"));
+        }
+    });
+}
+
+#[test]
+fn without_an_engine_every_command_is_engine_unavailable() {
+    smol::block_on(async {
+        let nowhere = Endpoint::Unix("/run/cropscode-test/no-such-engine.sock".into());
+        let worker = WorkerEngine::with_endpoint(nowhere, "w-x").await;
+        assert!(worker.engines().is_empty());
+        assert_eq!(worker.serving().await, None);
+        for (name, params) in [
+            ("container.create", json!({"image": "busybox", "tenant": "acme"})),
+            ("container.start", json!({"containerId": "c"})),
+            ("container.list", json!({"tenant": "acme"})),
+            ("container.list-all", json!({})),
+            ("container.exec", json!({"containerId": "c", "command": ["true"]})),
+            ("container.setup", json!({"containerId": "c", "files": [{"path": "/x", "content": "x"}]})),
+            ("images.list", json!({})),
+            ("image.check", json!({"image": "busybox"})),
+            ("image.delete", json!({"image": "busybox"})),
+            ("image.build", json!({"tag": "t", "dockerfile": "FROM scratch\n"})),
+        ] {
+            let error = outcome(&worker, name, params).await.expect_err(name);
+            assert_eq!(error.code, ErrorCode::EngineUnavailable, "{name}: {error:?}");
+        }
+    });
+}
