@@ -37,6 +37,9 @@ macro_rules! config_flags {
             /// path of the podman binary (PODMAN_PATH)
             #[argh(option)]
             pub podman_path: Option<String>,
+            /// auto, docker or podman: the engine serving commands when both answer (CONTAINER_ENGINE)
+            #[argh(option)]
+            pub container_engine: Option<String>,
             /// baseline, restricted or none (SECURITY_FLOOR)
             #[argh(option)]
             pub security_floor: Option<String>,
@@ -79,6 +82,7 @@ macro_rules! config_flags {
                     .set(Key::AgentConfig, self.config.as_ref())
                     .set(Key::DataDir, self.data_dir.as_ref())
                     .set(Key::PodmanPath, self.podman_path.as_ref())
+                    .set(Key::ContainerEngine, self.container_engine.as_ref())
                     .set(Key::SecurityFloor, self.security_floor.as_ref())
                     .set(Key::OrchestratorCaFile, self.ca_file.as_ref())
                     .set(Key::LogFormat, self.log_format.as_ref())

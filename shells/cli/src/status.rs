@@ -1,6 +1,6 @@
 //! `cropscode status`: the resolved configuration with the source of every
 //! value, the agent's files, whether the orchestrator is reachable, and the
-//! detected engines.
+//! detected engines (with the one the worker would use).
 //!
 //! The reachability check is a real connection: TCP, TLS and the WebSocket
 //! upgrade with the token, bounded by five seconds, then a normal close. It
@@ -69,9 +69,49 @@ impl StatusCommand {
         let reachability =
             if self.offline { "not checked (--offline)".to_owned() } else { check_orchestrator(&config) };
         println!("Orchestrator:         {reachability}");
-        println!("Container engines:    engine detection arrives with the engine client");
+        print!("{}", engines(&config));
         Ok(())
     }
+}
+
+/// Every engine address the worker would try, what answers there, and which one the
+/// worker would use. Starts nothing (the worker may start a Podman service; status does not).
+fn engines(config: &Config) -> String {
+    let podman_path = config.podman_path.as_ref().map(|s| s.value.as_path());
+    let detection = smol::block_on(cropscode_engine::worker::detect(podman_path, Some(&config.data_dir.value)));
+    let preference = config.container_engine.value;
+    let starts_podman = detection.starts_podman(preference);
+    let chosen = if starts_podman { None } else { detection.choose(preference).map(|e| e.endpoint.clone()) };
+    let mut out = format!("Container engines:    CONTAINER_ENGINE={preference}\n");
+    for engine in &detection.engines {
+        let state = match &engine.answer {
+            Ok(version) if Some(&engine.endpoint) == chosen.as_ref() => {
+                format!("{} {}, serves commands", version.kind, version.version)
+            }
+            Ok(version) => format!("{} {}", version.kind, version.version),
+            Err(error) => format!("not answering: {error}"),
+        };
+        out.push_str(&format!("  {} ({}): {state}\n", engine.endpoint, engine.source));
+    }
+    for bad in &detection.rejected {
+        out.push_str(&format!("  ${}: ignored: {}\n", bad.variable, bad.message));
+    }
+    if detection.engines.is_empty() {
+        out.push_str("  no engine socket found\n");
+    }
+    match &detection.podman_binary {
+        Some(podman) if starts_podman => out.push_str(&format!(
+            "  podman: {}; no Podman socket answers, so the worker starts `podman system service` on {} and uses it\n",
+            podman.display(),
+            config.data_dir.value.join("podman.sock").display()
+        )),
+        Some(podman) => out.push_str(&format!("  podman: {}\n", podman.display())),
+        None => {}
+    }
+    if chosen.is_none() && !starts_podman {
+        out.push_str("  no engine answers: commands will fail with engine_unavailable\n");
+    }
+    out
 }
 
 struct Row {
@@ -111,6 +151,7 @@ fn rows(config: &Config, hostname: &str) -> Vec<Row> {
             },
             Key::DataDir => row(key, &config.data_dir, path),
             Key::PodmanPath => optional(key, &config.podman_path, path),
+            Key::ContainerEngine => row(key, &config.container_engine, ToString::to_string),
             Key::SecurityFloor => row(key, &config.security_floor, ToString::to_string),
             Key::OrchestratorCaFile => optional(key, &config.ca_file, path),
             Key::LogFormat => row(key, &config.log_format, ToString::to_string),

@@ -3,9 +3,13 @@
 //! Resolved configuration in, one `worker.register` and a session out: the
 //! registration is built from the machine's figures ([`system_info`]) and the
 //! configuration, the session timings from the timing keys, and the runtime's
-//! `run_worker` drives it over a real WebSocket. This module only reacts to
-//! the session's events: it stores `worker.json` when the orchestrator
-//! accepts the worker, and turns backoffs into log lines a person can act on.
+//! `run_worker` drives it over a real WebSocket. Commands run on the
+//! [`WorkerEngine`] (Docker or Podman, chosen by `CONTAINER_ENGINE`), which is
+//! started first so the registration can list the engines it found, and which
+//! keeps the heartbeat's running-container count. This module only reacts to
+//! the session's events: it stores `worker.json` and hands the worker id to
+//! the engine (its container labels) when the orchestrator accepts the worker,
+//! and turns backoffs into log lines a person can act on.
 //!
 //! [`system_info`]: cropscode_runtime::system_info
 
@@ -13,9 +17,9 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cropscode_core::backoff::BackoffConfig;
-use cropscode_core::dispatch::NoEngine;
 use cropscode_core::protocol::{Limits, Mode, PROTOCOL_VERSION, Register};
 use cropscode_core::session::{Event, SessionConfig};
+use cropscode_engine::{EngineOptions, WorkerEngine};
 use cropscode_runtime::{RunError, SystemInfo};
 
 use crate::Failure;
@@ -57,7 +61,10 @@ pub fn run_agent(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
             None
         }
     };
-    let register = registration(config, &cropscode_runtime::system_info(), previous.map(|s| s.worker_id));
+    let previous_id = previous.map(|s| s.worker_id);
+    let engine = smol::block_on(WorkerEngine::start(engine_options(config, previous_id.clone())));
+    let mut register = registration(config, &cropscode_runtime::system_info(), previous_id);
+    register.container_engines = engine.engines();
     tracing::info!(
         url = %url,
         name = %register.name,
@@ -71,15 +78,32 @@ pub fn run_agent(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     let mut options = cropscode_runtime::WorkerOptions::new(url, token, config.data_dir.value.clone(), register);
     options.ca_file = config.ca_file.as_ref().map(|s| s.value.clone());
     options.session = session_config(config);
-    let mut reporter = Reporter { config, name };
+    options.containers_running = engine.containers_running();
+    let mut reporter = Reporter { config, name, engine: &engine };
     let mut on_event = |event: &Event| reporter.on_event(event);
-    cropscode_runtime::run_worker(options, &NoEngine, &mut on_event, shutdown).map_err(|e| match e {
+    let outcome = cropscode_runtime::run_worker(options, &engine, &mut on_event, shutdown);
+    // Stops following the engine's events and the supervised Podman service, if any.
+    smol::block_on(engine.shutdown());
+    outcome.map_err(|e| match e {
         // The URL, CA file or token cannot be used: fix the configuration (exit 2).
         RunError::Connector(e) => Failure::Config(e.to_string()),
         other => Failure::Runtime(other.to_string()),
     })?;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// How the engine is found: `CONTAINER_ENGINE`, `PODMAN_PATH`, `DATA_DIR` (where a
+/// supervised `podman system service` listens), and the worker id from `worker.json`
+/// so the running count is right before the first registration.
+pub fn engine_options(config: &Config, worker_id: Option<String>) -> EngineOptions {
+    EngineOptions {
+        preference: config.container_engine.value,
+        podman_path: config.podman_path.as_ref().map(|s| s.value.clone()),
+        data_dir: Some(config.data_dir.value.clone()),
+        worker_id,
+        ..EngineOptions::default()
+    }
 }
 
 /// The `worker.register` frame: the machine's figures, the configured name
@@ -93,7 +117,7 @@ pub fn registration(config: &Config, info: &SystemInfo, worker_id: Option<String
         arch: info.arch.clone(),
         cpu_count: info.cpu_count,
         memory_total: info.memory_total,
-        // Engine detection arrives with the engine client.
+        // Filled in from the engine's discovery (`WorkerEngine::engines`).
         container_engines: Vec::new(),
         agent_version: crate::VERSION.into(),
         mode: config.mode.value,
@@ -131,12 +155,15 @@ fn jitter_seed() -> u64 {
 struct Reporter<'a> {
     config: &'a Config,
     name: String,
+    engine: &'a WorkerEngine,
 }
 
 impl Reporter<'_> {
     fn on_event(&mut self, event: &Event) {
         match event {
             Event::Registered { worker_id } => {
+                // Before any command of this registration runs: its containers carry this id.
+                self.engine.set_worker_id(worker_id);
                 let state = WorkerState {
                     worker_id: worker_id.clone(),
                     name: self.name.clone(),

@@ -45,7 +45,8 @@ fn unset_name_defaults_to_the_hostname_and_data_dir_to_the_os_place() {
     }
     assert!(run.line("WORKER_TOKEN").contains("not set"), "{}", run.stdout);
     assert!(run.line("ORCHESTRATOR_WS_URL").contains("not set"), "{}", run.stdout);
-    assert!(run.stdout.contains("engine detection arrives with the engine client"), "{}", run.stdout);
+    assert!(run.stdout.contains("Container engines:    CONTAINER_ENGINE=auto"), "{}", run.stdout);
+    assert!(run.line("CONTAINER_ENGINE").ends_with("(default)"), "{}", run.stdout);
 }
 
 #[test]

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use cropscode_core::Secret;
 use cropscode_core::protocol::Mode;
+use cropscode_engine::EnginePreference;
 use tracing_subscriber::filter::Targets;
 
 pub use parse::{LogFormat, SecurityFloor};
@@ -40,6 +41,8 @@ pub enum Key {
     AgentMode,
     /// `PODMAN_PATH`
     PodmanPath,
+    /// `CONTAINER_ENGINE`
+    ContainerEngine,
     /// `DATA_DIR`
     DataDir,
     /// `SECURITY_FLOOR`
@@ -66,7 +69,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `status` shows them.
-    pub const ALL: [Key; 16] = [
+    pub const ALL: [Key; 17] = [
         Key::AgentMode,
         Key::AgentConfig,
         Key::OrchestratorWsUrl,
@@ -74,6 +77,7 @@ impl Key {
         Key::WorkerName,
         Key::DataDir,
         Key::PodmanPath,
+        Key::ContainerEngine,
         Key::SecurityFloor,
         Key::OrchestratorCaFile,
         Key::LogFormat,
@@ -93,6 +97,7 @@ impl Key {
             Key::WorkerName => "WORKER_NAME",
             Key::AgentMode => "AGENT_MODE",
             Key::PodmanPath => "PODMAN_PATH",
+            Key::ContainerEngine => "CONTAINER_ENGINE",
             Key::DataDir => "DATA_DIR",
             Key::SecurityFloor => "SECURITY_FLOOR",
             Key::AgentConfig => "AGENT_CONFIG",
@@ -115,6 +120,7 @@ impl Key {
             Key::WorkerName => "--name",
             Key::AgentMode => "--mode",
             Key::PodmanPath => "--podman-path",
+            Key::ContainerEngine => "--container-engine",
             Key::DataDir => "--data-dir",
             Key::SecurityFloor => "--security-floor",
             Key::AgentConfig => "--config",
@@ -322,6 +328,8 @@ pub struct Config {
     pub data_dir: Setting<PathBuf>,
     /// `PODMAN_PATH`.
     pub podman_path: Option<Setting<PathBuf>>,
+    /// `CONTAINER_ENGINE`: which engine serves commands when several answer.
+    pub container_engine: Setting<EnginePreference>,
     /// `SECURITY_FLOOR`.
     pub security_floor: Setting<SecurityFloor>,
     /// `ORCHESTRATOR_CA_FILE`.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use cropscode_core::Secret;
 use cropscode_core::protocol::Mode;
+use cropscode_engine::EnginePreference;
 
 use super::files::{self, FileEntry};
 use super::parse::{self, LogFormat, SecurityFloor};
@@ -160,6 +161,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config, ConfigError> {
         worker_name: layers.get(Key::WorkerName, worker_name)?,
         data_dir,
         podman_path: layers.get(Key::PodmanPath, parse::path)?,
+        container_engine: layers.get_or(Key::ContainerEngine, EnginePreference::default(), |t| t.parse())?,
         security_floor: layers.get_or(Key::SecurityFloor, SecurityFloor::default(), SecurityFloor::parse)?,
         ca_file,
         log_format: layers.get_or(Key::LogFormat, LogFormat::default(), LogFormat::parse)?,

@@ -5,8 +5,10 @@
 //! and logs to `<DATA_DIR>/podman-service.log`. A supervisor task restarts it when it dies,
 //! after 1 s doubling to 30 s (back to 1 s once it has run for a minute). Stopping the
 //! supervisor (worker shutdown, or dropping the last `WorkerEngine`) kills the child
-//! (`kill_on_drop`). A worker killed with SIGKILL leaves the service running; the next
-//! worker finds it answering on the same socket and uses it instead of starting another.
+//! (`kill_on_drop`). On Linux the child also gets SIGKILL when the worker dies without
+//! cleaning up (`PR_SET_PDEATHSIG`), so a killed worker leaves no service behind; on
+//! macOS such a service keeps running, and the next worker finds it answering on the same
+//! socket and uses it instead of starting another.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -67,6 +69,30 @@ impl PodmanService {
     }
 }
 
+/// The command, set up to die with the worker on Linux.
+fn service_command(binary: &Path) -> std::process::Command {
+    #[allow(unused_mut)]
+    let mut command = std::process::Command::new(binary);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = rustix::process::getpid();
+        // SAFETY: the closure runs in the forked child before exec and only makes two
+        // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+                // The worker may have died between fork and prctl.
+                if rustix::process::getppid() != Some(parent) {
+                    return Err(std::io::Error::other("the worker exited"));
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+}
+
 async fn supervise(binary: PathBuf, socket: PathBuf, log: PathBuf, pid: Arc<AtomicU32>) {
     let mut delay = Duration::from_secs(1);
     let mut first = true;
@@ -83,7 +109,7 @@ async fn supervise(binary: PathBuf, socket: PathBuf, log: PathBuf, pid: Arc<Atom
             .unwrap_or_else(|_| Stdio::null());
         first = false;
         let started = Instant::now();
-        let spawned = smol::process::Command::new(&binary)
+        let spawned = smol::process::Command::from(service_command(&binary))
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
             .stdin(Stdio::null())

@@ -103,8 +103,15 @@ impl Detection {
         }
     }
 
-    fn has_answering(&self, kind: EngineKind) -> bool {
+    /// Whether an engine of `kind` answered.
+    pub fn answers(&self, kind: EngineKind) -> bool {
         self.engines.iter().any(|e| e.answer.as_ref().is_ok_and(|v| v.kind == kind))
+    }
+
+    /// Whether a worker (with a data directory) starts a Podman service: Podman is
+    /// installed, may serve, and no Podman socket answers.
+    pub fn starts_podman(&self, preference: EnginePreference) -> bool {
+        self.podman_binary.is_some() && preference != EnginePreference::Docker && !self.answers(EngineKind::Podman)
     }
 }
 
@@ -206,12 +213,11 @@ impl Shared {
                 for bad in &detection.rejected {
                     tracing::warn!(variable = bad.variable, "ignoring an unusable engine address: {}", bad.message);
                 }
-                if let (Some(binary), Some(data_dir)) = (&detection.podman_binary, &options.data_dir)
-                    && options.preference != EnginePreference::Docker
-                    && !detection.has_answering(EngineKind::Podman)
+                if let (Some(binary), Some(data_dir)) = (detection.podman_binary.clone(), &options.data_dir)
+                    && detection.starts_podman(options.preference)
                 {
                     let socket = supervised_socket(data_dir);
-                    match PodmanService::start(binary, &socket, data_dir).await {
+                    match PodmanService::start(&binary, &socket, data_dir).await {
                         Ok(service) => {
                             let endpoint = Endpoint::Unix(socket);
                             let answer = probe(&endpoint).await.map(|(_, v)| v);
