@@ -27,6 +27,7 @@ extern crate std;
 pub mod backoff;
 pub mod dispatch;
 pub mod journal;
+pub mod policy;
 pub mod protocol;
 pub mod run;
 pub mod secret;

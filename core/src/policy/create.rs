@@ -1,0 +1,393 @@
+//! `container.create` under the floor: every control of the request, in the
+//! README's order, then what `restricted` forces.
+//!
+//! Checks run cheapest and most fundamental first (privilege, namespaces,
+//! capabilities, mounts, devices, security options, sysctls, ports, user);
+//! the first control broken refuses the whole request.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use super::paths::HostPath;
+use super::process::{judge_option_user, split_option};
+use super::{Policy, Refusal, control};
+use crate::protocol::commands::{ContainerCreate, MountType, Resources};
+
+/// Capabilities `baseline` lets a request add: the Pod Security Standards
+/// Baseline set (the engines' defaults without `NET_RAW`).
+const BASELINE_CAPABILITIES: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// Capabilities `restricted` lets a request add (after its forced `cap-drop ALL`).
+const RESTRICTED_CAPABILITIES: &[&str] = &["NET_BIND_SERVICE"];
+
+/// Namespaced sysctls allowed under `baseline` (the Pod Security Standards safe set).
+const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+/// SELinux types a container may ask for (Pod Security Standards Baseline).
+const SELINUX_TYPES: &[&str] = &["container_t", "container_init_t", "container_kvm_t", "container_engine_t"];
+
+/// Longest engine volume name the worker produces (a file name on the engine's disk).
+const MAX_VOLUME_NAME_BYTES: usize = 255;
+
+/// What an engine must force on a `container.create` the floor accepted.
+/// Everything here only tightens the request; [`Constraints::apply`] applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Constraints {
+    /// Drop every capability (`capDrop: ["ALL"]`); only `NET_BIND_SERVICE` may be added back.
+    pub drop_all_capabilities: bool,
+    /// `securityOpt: ["no-new-privileges"]`.
+    pub no_new_privileges: bool,
+    /// The request names no user: the image's `USER` must be a non-root numeric
+    /// uid, which the engine checks with [`Policy::judge_user`] before creating.
+    pub non_root_image_user: bool,
+    /// `resources.pidsLimit` when the request sets none.
+    pub default_pids_limit: Option<u32>,
+    /// `resources.memoryBytes` when the request sets none.
+    pub default_memory_bytes: Option<u64>,
+    /// Named volumes are the tenant's: `source` becomes [`tenant_volume_name`].
+    pub tenant_volumes: bool,
+}
+
+impl Constraints {
+    /// Applies the constraints to `request` (idempotent).
+    pub fn apply(&self, request: &mut ContainerCreate) {
+        if self.drop_all_capabilities && !request.cap_drop.iter().any(|c| normalize_capability(c) == "ALL") {
+            request.cap_drop.push(String::from("ALL"));
+        }
+        if self.no_new_privileges
+            && !request
+                .security_opt
+                .iter()
+                .any(|o| matches!(split_option(o), ("no-new-privileges", None | Some("true"))))
+        {
+            request.security_opt.push(String::from("no-new-privileges"));
+        }
+        if self.default_pids_limit.is_some() || self.default_memory_bytes.is_some() {
+            let resources = request.resources.get_or_insert_with(Resources::default);
+            if resources.pids_limit.is_none() {
+                resources.pids_limit = self.default_pids_limit;
+            }
+            if resources.memory_bytes.is_none() {
+                resources.memory_bytes = self.default_memory_bytes;
+            }
+        }
+        if self.tenant_volumes {
+            let prefix = tenant_volume_prefix(&request.tenant);
+            for mount in request.mounts.iter_mut().filter(|m| m.kind == MountType::Volume) {
+                if !mount.source.starts_with(&prefix) {
+                    mount.source = format!("{prefix}{}", mount.source);
+                }
+            }
+        }
+    }
+}
+
+/// The engine's name of the volume `source` of `tenant` under `restricted`:
+/// `cs-<escaped tenant>.<source>`, escaped like container names (`_` `.` `:`
+/// `@` become `_u` `_d` `_c` `_a`), so no tenant can name another's volume.
+pub fn tenant_volume_name(tenant: &str, source: &str) -> String {
+    format!("{}{source}", tenant_volume_prefix(tenant))
+}
+
+fn tenant_volume_prefix(tenant: &str) -> String {
+    let mut out = String::from("cs-");
+    for c in tenant.chars() {
+        match c {
+            '_' => out.push_str("_u"),
+            '.' => out.push_str("_d"),
+            ':' => out.push_str("_c"),
+            '@' => out.push_str("_a"),
+            c => out.push(c),
+        }
+    }
+    out.push('.');
+    out
+}
+
+/// `CAP_NET_ADMIN`, `net_admin` → `NET_ADMIN`.
+pub(crate) fn normalize_capability(cap: &str) -> String {
+    let upper = cap.to_ascii_uppercase();
+    match upper.strip_prefix("CAP_") {
+        Some(rest) => rest.to_string(),
+        None => upper,
+    }
+}
+
+pub(super) fn judge(policy: &Policy, request: &ContainerCreate) -> Result<Constraints, Refusal> {
+    judge_mounts(policy, request)?;
+    let floor = policy.floor;
+    if !floor.at_least_baseline() {
+        return Ok(Constraints::default());
+    }
+    if request.privileged {
+        return Err(policy.refuse(control::PRIVILEGED, "privileged containers are not allowed (`privileged`)"));
+    }
+    judge_namespaces(policy, request)?;
+    judge_capabilities(policy, request)?;
+    if let Some(device) = request.devices.first() {
+        return Err(policy.refuse(
+            control::DEVICES,
+            format!("host devices are not allowed (`devices[0].hostPath` `{}`)", device.host_path),
+        ));
+    }
+    for (i, option) in request.security_opt.iter().enumerate() {
+        judge_security_opt(policy, i, option)?;
+    }
+    for key in request.sysctls.keys() {
+        let normalized = key.replace('/', ".");
+        if !SAFE_SYSCTLS.contains(&normalized.as_str()) {
+            return Err(policy.refuse(
+                control::SYSCTLS,
+                format!("sysctl `{key}` is not in the safe set (`sysctls`); allowed: {}", SAFE_SYSCTLS.join(", ")),
+            ));
+        }
+    }
+    let (min, max) = (policy.config.host_port_min, policy.config.host_port_max);
+    for (i, port) in request.ports.iter().enumerate() {
+        if let Some(host_port) = port.host_port
+            && !(min..=max).contains(&host_port)
+        {
+            return Err(policy.refuse(
+                control::HOST_PORTS,
+                format!("host port {host_port} is outside the allowed range {min}-{max} (`ports[{i}].hostPort`)"),
+            ));
+        }
+    }
+    if !floor.restricted() {
+        return Ok(Constraints::default());
+    }
+    // Restricted.
+    if let Some(user) = &request.user {
+        judge_option_user(policy, "user", user)?;
+    }
+    let restricted = Constraints {
+        drop_all_capabilities: true,
+        no_new_privileges: true,
+        non_root_image_user: request.user.is_none(),
+        default_pids_limit: Some(policy.config.default_pids_limit),
+        default_memory_bytes: Some(policy.config.default_memory_bytes),
+        tenant_volumes: true,
+    };
+    let prefix_len = tenant_volume_prefix(&request.tenant).len();
+    for (i, mount) in request.mounts.iter().enumerate() {
+        if mount.kind == MountType::Volume && prefix_len + mount.source.len() > MAX_VOLUME_NAME_BYTES {
+            return Err(policy.refuse(
+                control::VOLUMES,
+                format!(
+                    "the tenant-scoped name of volume `{}` would exceed {MAX_VOLUME_NAME_BYTES} bytes (`mounts[{i}].source`)",
+                    mount.source
+                ),
+            ));
+        }
+    }
+    Ok(restricted)
+}
+
+/// Bind mounts. The engine sockets are refused at every floor, even read-only.
+fn judge_mounts(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusal> {
+    for (i, mount) in request.mounts.iter().enumerate() {
+        if mount.kind != MountType::Bind {
+            continue;
+        }
+        let field = format!("mounts[{i}].source");
+        let mut candidates: Vec<HostPath> = alloc::vec![HostPath::parse(&mount.source)];
+        if let Some(real) = policy.resolver.and_then(|resolve| resolve(&mount.source)) {
+            candidates.push(HostPath::parse(&real));
+        }
+        for path in &candidates {
+            if path.exposes_engine_socket() {
+                return Err(policy.refuse(
+                    control::ENGINE_SOCKET,
+                    format!(
+                        "`{}` is or holds a container engine socket, never mountable, even read-only (`{field}`)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if !policy.floor.at_least_baseline() {
+            continue;
+        }
+        if policy.floor.restricted() {
+            return Err(policy.refuse(
+                control::HOST_PATH,
+                format!("bind mounts are not allowed under `restricted`; use a named volume (`{field}`)"),
+            ));
+        }
+        for path in &candidates {
+            if let Some(protected) = path.exposes_protected(&policy.config.protected_paths) {
+                return Err(policy.refuse(
+                    control::HOST_PATH,
+                    format!("`{}` overlaps the protected path `{protected}` (`{field}`)", path.display()),
+                ));
+            }
+            let roots = &policy.config.allowed_bind_roots;
+            if !roots.iter().any(|root| path.is_within(&HostPath::parse(root))) {
+                let allowed = if roots.is_empty() { String::from("none configured") } else { roots.join(", ") };
+                return Err(policy.refuse(
+                    control::HOST_PATH,
+                    format!(
+                        "bind mount of `{}` is outside the allowed roots ({allowed}); use a named volume (`{field}`)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A namespace mode: the engine's default, a private one, or something shared with the host.
+fn judge_namespaces(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusal> {
+    let namespaces: [(&str, &Option<String>, &'static str, &[&str]); 6] = [
+        (
+            "networkMode",
+            &request.network_mode,
+            control::HOST_NETWORK,
+            &["bridge", "default", "none", "private", "slirp4netns", "pasta"],
+        ),
+        ("pidMode", &request.pid_mode, control::HOST_PID, &["private"]),
+        ("ipcMode", &request.ipc_mode, control::HOST_IPC, &["private", "shareable", "none"]),
+        ("utsMode", &request.uts_mode, control::HOST_UTS, &["private"]),
+        ("usernsMode", &request.userns_mode, control::HOST_USERS, &["private", "auto", "keep-id", "nomap"]),
+        ("cgroupnsMode", &request.cgroupns_mode, control::HOST_CGROUPNS, &["private"]),
+    ];
+    for (field, mode, host_control, private) in namespaces {
+        if let Some(mode) = mode {
+            judge_namespace(policy, field, mode, host_control, private)?;
+        }
+    }
+    Ok(())
+}
+
+/// Judges one namespace mode (also `image.build`'s `networkMode`).
+pub(super) fn judge_namespace(
+    policy: &Policy,
+    field: &str,
+    mode: &str,
+    host_control: &'static str,
+    private: &[&str],
+) -> Result<(), Refusal> {
+    if mode.is_empty() {
+        return Ok(());
+    }
+    let base = mode.split_once(':').map_or(mode, |(base, _)| base);
+    if base == "container" {
+        return Err(policy.refuse(
+            control::CONTAINER_NAMESPACES,
+            format!("joining another container's namespace is not allowed (`{field}` `{mode}`)"),
+        ));
+    }
+    if private.contains(&mode) {
+        return Ok(());
+    }
+    // Podman's `auto:size=…` and `keep-id:uid=…` only tune a private user namespace.
+    if field == "usernsMode" && matches!(base, "auto" | "keep-id") {
+        return Ok(());
+    }
+    // A user-defined network, by name: nothing like `host`, a path or options.
+    let plain_name = mode.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if field == "networkMode" && plain_name && mode != "host" {
+        return Ok(());
+    }
+    let why =
+        if mode == "host" { "the host's namespace is not allowed" } else { "only a private namespace is allowed" };
+    Err(policy.refuse(host_control, format!("{why} (`{field}` `{mode}`)")))
+}
+
+fn judge_capabilities(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusal> {
+    let allowed = if policy.floor.restricted() { RESTRICTED_CAPABILITIES } else { BASELINE_CAPABILITIES };
+    for (i, cap) in request.cap_add.iter().enumerate() {
+        let name = normalize_capability(cap);
+        if !allowed.contains(&name.as_str()) {
+            return Err(policy.refuse(
+                control::CAPABILITIES,
+                format!("adding capability `{name}` is not allowed (`capAdd[{i}]`); allowed: {}", allowed.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One `securityOpt` entry: `key`, `key=value` or the legacy `key:value`.
+fn judge_security_opt(policy: &Policy, i: usize, option: &str) -> Result<(), Refusal> {
+    let field = format!("securityOpt[{i}]");
+    let refuse =
+        |control: &'static str, why: &str| Err(policy.refuse(control, format!("{why} (`{field}` `{option}`)")));
+    match split_option(option) {
+        ("no-new-privileges", None) => Ok(()),
+        ("no-new-privileges", Some(value)) => match parse_bool(value) {
+            Some(true) => Ok(()),
+            Some(false) if policy.floor.restricted() => {
+                refuse(control::ALLOW_PRIVILEGE_ESCALATION, "privilege escalation must stay disabled")
+            }
+            Some(false) => Ok(()),
+            None => refuse(control::SECURITY_OPT, "`no-new-privileges` takes true or false"),
+        },
+        ("seccomp", Some("builtin" | "default" | "runtime/default")) => Ok(()),
+        ("seccomp", Some("unconfined")) => refuse(control::SECCOMP, "seccomp must not be unconfined"),
+        ("seccomp", _) => {
+            refuse(control::SECCOMP, "custom seccomp profiles are not allowed (the runtime default applies)")
+        }
+        ("apparmor", Some("unconfined")) => refuse(control::APPARMOR, "AppArmor must not be unconfined"),
+        ("apparmor", Some(profile)) if !profile.is_empty() => Ok(()),
+        ("apparmor", _) => refuse(control::APPARMOR, "an AppArmor profile name is required"),
+        ("label", Some(value)) => judge_selinux(value).map_or(Ok(()), |why| refuse(control::SELINUX, why)),
+        ("label", None) => refuse(control::SELINUX, "an SELinux option is required"),
+        ("mask", Some(_)) => Ok(()),
+        ("systempaths" | "unmask" | "proc-opts", _) => {
+            refuse(control::PROC_MOUNT, "/proc and system paths must stay masked")
+        }
+        ("writable-cgroups", value) if value.and_then(parse_bool) != Some(false) => {
+            refuse(control::PROC_MOUNT, "cgroups must stay read-only")
+        }
+        ("writable-cgroups", _) => Ok(()),
+        _ => refuse(control::SECURITY_OPT, "unknown security option (the worker cannot judge it)"),
+    }
+}
+
+/// Why an SELinux `label` option is refused, if it is.
+fn judge_selinux(value: &str) -> Option<&'static str> {
+    match value.split_once(':') {
+        _ if value == "disable" => Some("SELinux must not be disabled"),
+        Some(("level", level)) if !level.is_empty() => None,
+        Some(("type" | "filetype", kind)) if SELINUX_TYPES.contains(&kind) => None,
+        Some(("type" | "filetype", _)) => Some("only the container SELinux types are allowed"),
+        Some(("user" | "role", _)) => Some("setting the SELinux user or role is not allowed"),
+        _ => Some("unknown SELinux option"),
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,128 @@
+//! [`PolicedEngine`]: any engine behind the security floor.
+
+use futures_util::future::Either;
+use futures_util::stream::{Once, once};
+
+use super::Policy;
+use crate::protocol::Command;
+use crate::traits::{Engine, Step};
+
+/// An [`Engine`] that runs only what its [`Policy`] accepts.
+///
+/// A refused command never reaches the inner engine: it ends at once with
+/// `forbidden` naming the control. An accepted one reaches it with the floor's
+/// constraints applied (see [`Policy::enforce`]).
+///
+/// ```
+/// use cropscode_core::dispatch::NoEngine;
+/// use cropscode_core::policy::{PolicedEngine, Policy, SecurityFloor};
+///
+/// let engine = PolicedEngine::new(NoEngine, Policy::new(SecurityFloor::Restricted));
+/// assert_eq!(engine.policy().floor(), SecurityFloor::Restricted);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PolicedEngine<E> {
+    inner: E,
+    policy: Policy,
+}
+
+impl<E> PolicedEngine<E> {
+    /// `inner` behind `policy`.
+    pub fn new(inner: E, policy: Policy) -> Self {
+        PolicedEngine { inner, policy }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The engine behind the policy.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+}
+
+impl<E: Engine> Engine for PolicedEngine<E> {
+    type Execution<'a>
+        = Either<Once<core::future::Ready<Step>>, E::Execution<'a>>
+    where
+        Self: 'a;
+
+    fn execute(&self, command: Command) -> Self::Execution<'_> {
+        let name = command.name();
+        match self.policy.enforce(command) {
+            Ok(command) => Either::Right(self.inner.execute(command)),
+            Err(refusal) => {
+                tracing::warn!(
+                    command = name,
+                    floor = refusal.floor.as_str(),
+                    control = refusal.control,
+                    reason = %refusal.message,
+                    "security floor refused a command"
+                );
+                Either::Left(once(core::future::ready(Step::Done(Err(refusal.to_wire())))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::SecurityFloor;
+    use crate::protocol::ErrorCode;
+    use crate::traits::Engine;
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+    use futures_lite::StreamExt;
+    use futures_lite::future::block_on;
+    use serde_json::{Value, json};
+
+    /// Records what reaches it and answers `ok`.
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<Command>>);
+
+    impl Engine for Recorder {
+        type Execution<'a> = futures_lite::stream::Once<Step>;
+
+        fn execute(&self, command: Command) -> Self::Execution<'_> {
+            self.0.borrow_mut().push(command);
+            futures_lite::stream::once(Step::Done(Ok(Value::Null)))
+        }
+    }
+
+    fn run(engine: &PolicedEngine<Recorder>, name: &str, params: Value) -> Vec<Step> {
+        block_on(engine.execute(Command::decode(name, params).expect("valid")).collect())
+    }
+
+    #[test]
+    fn refusals_never_reach_the_engine() {
+        let engine = PolicedEngine::new(Recorder::default(), Policy::new(SecurityFloor::Baseline));
+        let steps = run(&engine, "container.create", json!({"image": "busybox", "tenant": "t", "privileged": true}));
+        let [Step::Done(Err(error))] = &steps[..] else { panic!("{steps:?}") };
+        assert_eq!(error.code, ErrorCode::Forbidden);
+        assert!(error.message.contains("`privileged`"), "{}", error.message);
+        assert!(engine.inner().0.borrow().is_empty());
+    }
+
+    #[test]
+    fn accepted_commands_reach_the_engine_with_the_constraints_applied() {
+        let engine = PolicedEngine::new(Recorder::default(), Policy::new(SecurityFloor::Restricted));
+        let steps = run(&engine, "container.create", json!({"image": "busybox", "tenant": "t", "user": "1000"}));
+        assert_eq!(steps, [Step::Done(Ok(Value::Null))]);
+        let seen = engine.inner().0.borrow();
+        let [Command::ContainerCreate(create)] = &seen[..] else { panic!("{seen:?}") };
+        assert_eq!(create.cap_drop, ["ALL"]);
+        assert_eq!(create.security_opt, ["no-new-privileges"]);
+        assert!(create.resources.as_ref().is_some_and(|r| r.pids_limit.is_some() && r.memory_bytes.is_some()));
+    }
+
+    #[test]
+    fn other_commands_pass_unchanged() {
+        let engine = PolicedEngine::new(Recorder::default(), Policy::new(SecurityFloor::Restricted));
+        let params = json!({"containerId": "c1", "command": ["ls"], "user": "1000"});
+        run(&engine, "container.exec", params.clone());
+        assert_eq!(engine.inner().0.borrow()[0], Command::decode("container.exec", params).unwrap());
+    }
+}
