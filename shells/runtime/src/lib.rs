@@ -9,7 +9,8 @@
 //! - `tls`: trust roots (webpki plus an optional CA file);
 //! - [`clock`]: [`SmolClock`] — monotonic milliseconds and smol timers;
 //! - [`probe`]: [`SysProbe`] and [`system_info`] — heartbeat and registration figures;
-//! - [`signal`]: [`shutdown_signal`] — SIGINT/SIGTERM as a future.
+//! - [`signal`]: [`shutdown_signal`] — SIGINT/SIGTERM as a future;
+//! - [`audit`]: [`AuditLog`] — the append-only audit log under `DATA_DIR/audit`.
 //!
 //! [`run_worker`] puts them together: it builds the connector, clock and
 //! probe from [`WorkerOptions`], makes a core [`Session`] and drives it with
@@ -35,6 +36,7 @@ use std::time::Duration;
 use cropscode_core::protocol::Register;
 use cropscode_core::{Clock, Engine, Event, Secret, Session, SessionConfig, TransportError};
 
+pub mod audit;
 pub mod clock;
 pub mod probe;
 pub mod signal;
@@ -42,6 +44,7 @@ mod tls;
 pub mod transport;
 pub mod url;
 
+pub use audit::AuditLog;
 pub use clock::SmolClock;
 pub use probe::{SysProbe, SystemInfo, system_info};
 pub use signal::{ShutdownSignal, shutdown_signal};
