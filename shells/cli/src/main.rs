@@ -5,6 +5,7 @@
 //! 2 for anything the user must fix before starting (usage, configuration),
 //! 1 for failures while running.
 
+mod audit_cmd;
 mod config;
 mod dev;
 mod flags;
@@ -41,6 +42,7 @@ enum Command {
     Logout(logout::LogoutCommand),
     Status(status::StatusCommand),
     Dev(dev::DevCommand),
+    Audit(audit_cmd::AuditCommand),
 }
 
 /// Why a subcommand stopped.
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
         Some(Command::Logout(c)) => c.run(),
         Some(Command::Status(c)) => c.run(),
         Some(Command::Dev(c)) => c.run(),
+        Some(Command::Audit(c)) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,12 @@
 //! keeps the heartbeat's running-container count. This module only reacts to
 //! the session's events: it stores `worker.json` and hands the worker id to
 //! the engine (its container labels) when the orchestrator accepts the worker,
-//! and turns backoffs into log lines a person can act on.
+//! appends every command to the audit log (`DATA_DIR/audit/audit.jsonl`), and
+//! turns backoffs into log lines a person can act on.
+//!
+//! The engine runs behind the owner's security floor (`SECURITY_FLOOR`):
+//! [`policy`] builds the core [`Policy`] from the configuration, and the
+//! session only ever sees the [`PolicedEngine`].
 //!
 //! [`system_info`]: cropscode_runtime::system_info
 
@@ -17,13 +22,15 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cropscode_core::backoff::BackoffConfig;
+use cropscode_core::policy::{PolicedEngine, Policy, PolicyConfig, SecurityFloor};
 use cropscode_core::protocol::{Limits, Mode, PROTOCOL_VERSION, Register};
 use cropscode_core::session::{Event, SessionConfig};
 use cropscode_engine::{EngineOptions, WorkerEngine};
-use cropscode_runtime::{RunError, SystemInfo};
+use cropscode_runtime::{AuditLog, RunError, SystemInfo};
 
 use crate::Failure;
 use crate::config::files::{self, WorkerState};
+use crate::config::parse::SecurityFloor as FloorSetting;
 use crate::config::parse::show_duration;
 use crate::config::{self, Config, Env};
 use crate::flags::config_flags;
@@ -74,14 +81,19 @@ pub fn run_agent(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         "starting the worker"
     );
 
+    let policy = policy(config);
+    log_floor(config, &policy);
     let name = register.name.clone();
     let mut options = cropscode_runtime::WorkerOptions::new(url, token, config.data_dir.value.clone(), register);
     options.ca_file = config.ca_file.as_ref().map(|s| s.value.clone());
     options.session = session_config(config);
     options.containers_running = engine.containers_running();
-    let mut reporter = Reporter { config, name, engine: &engine };
+    let audit = AuditLog::open(&config.data_dir.value);
+    tracing::info!(path = %audit.path().display(), "auditing every command");
+    let mut reporter = Reporter { config, name, engine: &engine, audit };
     let mut on_event = |event: &Event| reporter.on_event(event);
-    let outcome = cropscode_runtime::run_worker(options, &engine, &mut on_event, shutdown);
+    let policed = PolicedEngine::new(engine.clone(), policy);
+    let outcome = cropscode_runtime::run_worker(options, &policed, &mut on_event, shutdown);
     // Stops following the engine's events and the supervised Podman service, if any.
     smol::block_on(engine.shutdown());
     outcome.map_err(|e| match e {
@@ -103,6 +115,37 @@ pub fn engine_options(config: &Config, worker_id: Option<String>) -> EngineOptio
         data_dir: Some(config.data_dir.value.clone()),
         worker_id,
         ..EngineOptions::default()
+    }
+}
+
+/// The owner's security floor (`SECURITY_FLOOR`). Bind mounts are judged by
+/// their real path on this machine too (symlinks followed), and the worker's
+/// own files (`DATA_DIR`, `~/.cropscode`) are never mountable.
+pub fn policy(config: &Config) -> Policy {
+    let floor = match config.security_floor.value {
+        FloorSetting::None => SecurityFloor::None,
+        FloorSetting::Baseline => SecurityFloor::Baseline,
+        FloorSetting::Restricted => SecurityFloor::Restricted,
+    };
+    let mut protected = vec![config.data_dir.value.clone()];
+    protected.extend(config.paths.byom_dir.clone());
+    let protected_paths = protected.iter().filter_map(|p| p.to_str()).map(String::from).collect();
+    Policy::with_config(floor, PolicyConfig { protected_paths, ..PolicyConfig::default() })
+        .with_host_path_resolver(|path| std::fs::canonicalize(path).ok()?.to_str().map(String::from))
+}
+
+/// Says which floor is in force; `none` loudly, since it leaves the machine to the orchestrator.
+fn log_floor(config: &Config, policy: &Policy) {
+    let floor = policy.floor();
+    if floor == SecurityFloor::None {
+        tracing::warn!(
+            source = %config.security_floor.origin(),
+            "SECURITY_FLOOR=none: NO SECURITY FLOOR — the orchestrator may run privileged containers, use host \
+             namespaces and mount any host path on this machine; set SECURITY_FLOOR=baseline unless this machine \
+             is dedicated to the orchestrator"
+        );
+    } else {
+        tracing::info!(floor = floor.as_str(), source = %config.security_floor.origin(), "security floor in force");
     }
 }
 
@@ -156,6 +199,7 @@ struct Reporter<'a> {
     config: &'a Config,
     name: String,
     engine: &'a WorkerEngine,
+    audit: AuditLog,
 }
 
 impl Reporter<'_> {
@@ -186,6 +230,7 @@ impl Reporter<'_> {
                     show_delay(*delay)
                 );
             }
+            Event::Audit(record) => self.audit.record(record),
             // The session logs the cause of other backoffs itself.
             Event::BackingOff { delay, attempt, auth: false } => {
                 tracing::debug!(attempt, "reconnecting in {}", show_delay(*delay));
@@ -252,6 +297,18 @@ mod tests {
         assert!(register.container_engines.is_empty());
         let named = registration(&config_with(&[(Key::WorkerName, "pi-kitchen")]), &info, None);
         assert_eq!(named.name, "pi-kitchen");
+    }
+
+    #[test]
+    fn the_floor_comes_from_the_configuration_and_protects_the_workers_files() {
+        let config = config_with(&[]);
+        let default = policy(&config);
+        assert_eq!(default.floor(), SecurityFloor::Baseline);
+        let data_dir = config.data_dir.value.to_str().unwrap().to_owned();
+        assert!(default.config().protected_paths.contains(&data_dir), "{:?}", default.config());
+        for (text, floor) in [("restricted", SecurityFloor::Restricted), ("none", SecurityFloor::None)] {
+            assert_eq!(policy(&config_with(&[(Key::SecurityFloor, text)])).floor(), floor);
+        }
     }
 
     #[test]
