@@ -12,6 +12,7 @@
 //!                                   poll_event │    │ handle_command_result
 //!                                              ▼    │
 //!                                            dispatch ──► Engine
+//!                                               stream ◄──► Engine streams (terminals, displays)
 //! ```
 //!
 //! The crate is `#![no_std]` + `alloc`; the `std` feature only adds
@@ -32,6 +33,7 @@ pub mod protocol;
 pub mod run;
 pub mod secret;
 pub mod session;
+pub mod stream;
 pub mod time;
 pub mod traits;
 
@@ -39,4 +41,6 @@ pub use run::run;
 pub use secret::Secret;
 pub use session::{Event, Session, SessionConfig, State};
 pub use time::Instant;
-pub use traits::{Clock, Connector, Engine, Frame, Step, SystemProbe, Transport, TransportError};
+pub use traits::{
+    Clock, Connector, Engine, Frame, Step, StreamRead, StreamWrite, SystemProbe, Transport, TransportError,
+};

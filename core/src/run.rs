@@ -4,24 +4,38 @@
 //! [`run`] spawns nothing and owns no runtime. Each turn of its loop drains
 //! the session (frames to the transport, events to their handlers), then
 //! waits for whichever comes first: shutdown, the pending connection attempt,
-//! a command's progress or result, a received frame, or the session's next deadline.
-//! Commands run concurrently in a `SelectAll` of executions that lives across
-//! connections, so a command keeps running while the worker reconnects and
-//! its result is held until it can be sent.
+//! a command's progress or result, a received frame, output of a live stream
+//! (read only where the session grants a window), input written to one, or
+//! the session's next deadline. Commands run concurrently in a `SelectAll` of
+//! executions that lives across connections, so a command keeps running while
+//! the worker reconnects and its result is held until it can be sent.
+//!
+//! Fairness: the sources that can be ready again and again (command steps,
+//! received frames, stream reads, stream writes) are polled in a rotating
+//! order, so none starves the others; and when the session still has stream
+//! output after spending its turn's budget, the wait does not block: it takes
+//! whatever else is ready, then starts a new turn.
 
 use core::future::{Future, poll_fn};
 use core::pin::pin;
 use core::task::Poll;
 use core::time::Duration;
 
-use crate::dispatch::dispatch;
+use crate::dispatch::{Running, dispatch};
 use crate::session::{Event, Session};
-use crate::traits::{Clock, Connector, Engine, Frame, Step, SystemProbe, Transport, TransportError};
+use crate::traits::{
+    Clock, Connector, Engine, Frame, Step, StreamRead, StreamWrite, SystemProbe, Transport, TransportError,
+};
 use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 use futures_util::stream::{SelectAll, Stream};
 
 /// How long the goodbye `Close` frame may take to send on shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most stream output read from the engine at once.
+const READ_CHUNK: usize = 32 * 1024;
 
 /// What ended a wait.
 enum Wake<T> {
@@ -29,7 +43,12 @@ enum Wake<T> {
     Connected(Result<T, TransportError>),
     Stepped((String, Step)),
     Received(Result<Frame, TransportError>),
+    /// Stream output (in the scratch buffer) or its end.
+    Read(u32, StreamRead),
+    Wrote(u32, StreamWrite),
     Timer,
+    /// Nothing was ready, but the session has stream output left for a new turn.
+    Turn,
 }
 
 /// Drives `session` until `shutdown` completes, then sends `Close(1000)` if
@@ -51,6 +70,8 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
     let mut transport: Option<C::Transport> = None;
     let mut running = SelectAll::new();
     let send_timeout = session.config().liveness_timeout;
+    let mut scratch = vec![0u8; READ_CHUNK];
+    let mut rotation = 0usize;
 
     loop {
         // Drain: frames first, then events; answering an event may queue more frames.
@@ -74,6 +95,11 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                 }
                 Event::Disconnect { .. } => transport = None,
                 Event::Execute { id, command } => running.push(dispatch(engine, id, command)),
+                Event::OpenStream { id, stream, command } => {
+                    tracing::debug!(id = %id, channel = stream.channel, session = %stream.session_id, "opening a stream");
+                    running.push(Running::new(id, engine.open_stream(stream, command)));
+                }
+                Event::CloseStream { channel } => engine.close_stream(channel),
                 Event::HeartbeatDue => {
                     let figures = probe.heartbeat();
                     session.handle_heartbeat(clock.now(), figures);
@@ -94,6 +120,11 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
 
         let wake = {
             let deadline = session.poll_timeout();
+            let backlog = session.has_stream_backlog();
+            let reads: Vec<(u32, usize)> = session.stream_reads().collect();
+            let writes: Vec<(u32, &[u8])> = session.stream_writes().collect();
+            let scratch = &mut scratch[..];
+            rotation = rotation.wrapping_add(1);
             let mut sleep = pin!(deadline.map(|deadline| clock.sleep_until(deadline)));
             let mut recv = pin!(transport.as_mut().map(|link| link.recv()));
             poll_fn(|cx| {
@@ -105,20 +136,48 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                 {
                     return Poll::Ready(Wake::Connected(result));
                 }
-                if !running.is_empty()
-                    && let Poll::Ready(Some(done)) = core::pin::Pin::new(&mut running).poll_next(cx)
-                {
-                    return Poll::Ready(Wake::Stepped(done));
-                }
-                if let Some(recv) = recv.as_mut().as_pin_mut()
-                    && let Poll::Ready(result) = recv.poll(cx)
-                {
-                    return Poll::Ready(Wake::Received(result));
+                for source in 0..4 {
+                    match (rotation + source) % 4 {
+                        0 => {
+                            if !running.is_empty()
+                                && let Poll::Ready(Some(done)) = core::pin::Pin::new(&mut running).poll_next(cx)
+                            {
+                                return Poll::Ready(Wake::Stepped(done));
+                            }
+                        }
+                        1 => {
+                            if let Some(recv) = recv.as_mut().as_pin_mut()
+                                && let Poll::Ready(result) = recv.poll(cx)
+                            {
+                                return Poll::Ready(Wake::Received(result));
+                            }
+                        }
+                        2 => {
+                            for k in 0..reads.len() {
+                                let (channel, max) = reads[(rotation + k) % reads.len()];
+                                let buf = &mut scratch[..max.min(READ_CHUNK)];
+                                if let Poll::Ready(read) = engine.poll_stream_read(channel, cx, buf) {
+                                    return Poll::Ready(Wake::Read(channel, read));
+                                }
+                            }
+                        }
+                        _ => {
+                            for k in 0..writes.len() {
+                                let (channel, data) = writes[(rotation + k) % writes.len()];
+                                if let Poll::Ready(wrote) = engine.poll_stream_write(channel, cx, data) {
+                                    return Poll::Ready(Wake::Wrote(channel, wrote));
+                                }
+                            }
+                        }
+                    }
                 }
                 if let Some(sleep) = sleep.as_mut().as_pin_mut()
                     && sleep.poll(cx).is_ready()
                 {
                     return Poll::Ready(Wake::Timer);
+                }
+                if backlog {
+                    return Poll::Ready(Wake::Turn);
                 }
                 Poll::Pending
             })
@@ -129,6 +188,10 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
         match wake {
             Wake::Shutdown => {
                 tracing::info!("shutting down");
+                // Nothing may be left running in the containers.
+                for channel in session.streams().engine_channels() {
+                    engine.close_stream(channel);
+                }
                 if let Some(link) = transport.as_mut().filter(|_| session.state().is_connected()) {
                     let close = Frame::Close { code: 1000, reason: "worker shutting down".into() };
                     if let Err(error) = send(link, close, clock, CLOSE_TIMEOUT).await {
@@ -160,7 +223,13 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                 transport = None;
                 session.handle_disconnected(now, &error);
             }
-            Wake::Timer => session.handle_timeout(now),
+            Wake::Read(channel, StreamRead::Data(n)) => {
+                session.handle_stream_data(now, channel, &scratch[..n.min(READ_CHUNK)])
+            }
+            Wake::Read(channel, StreamRead::End { exit_code }) => session.handle_stream_end(now, channel, exit_code),
+            Wake::Wrote(channel, StreamWrite::Written(n)) => session.handle_stream_written(now, channel, n),
+            Wake::Wrote(channel, StreamWrite::Closed) => session.handle_stream_input_closed(now, channel),
+            Wake::Timer | Wake::Turn => session.handle_timeout(now),
         }
     }
 }

@@ -8,10 +8,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
+use core::task::{Context, Poll};
 
 use futures_lite::Stream;
 
 use crate::protocol::{Command, Heartbeat, WireError};
+use crate::stream::StreamId;
 use crate::time::Instant;
 
 /// A WebSocket message as the core sees it.
@@ -142,11 +144,44 @@ pub enum Step {
     Done(Result<serde_json::Value, WireError>),
 }
 
+/// What a read of a live stream's output yielded ([`Engine::poll_stream_read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRead {
+    /// This many bytes were read into the buffer (at least one).
+    Data(usize),
+    /// The stream ended: the process exited (with this code, when it had one)
+    /// or the connection closed. The engine has forgotten the channel.
+    End {
+        /// The process's exit code, when known.
+        exit_code: Option<i32>,
+    },
+}
+
+/// What a write of a live stream's input did ([`Engine::poll_stream_write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamWrite {
+    /// This many bytes were taken (at least one).
+    Written(usize),
+    /// The stream takes no more input; pending input is dropped.
+    Closed,
+}
+
 /// Executes commands against the container engine.
 ///
 /// An execution is a stream of [`Step`]s: zero or more `Progress`, then one
 /// `Done`. An engine without progress can wrap a future with
 /// [`dispatch::once`](crate::dispatch::once).
+///
+/// # Live streams
+///
+/// Terminals and display relays are byte streams owned by the engine and
+/// keyed by the channel the core allocated ([`crate::stream`]). The core opens
+/// one with [`open_stream`](Engine::open_stream), then the driver moves bytes
+/// with the poll methods, only as far as the core's windows allow, and asks
+/// for the end with [`close_stream`](Engine::close_stream); the end itself is
+/// always reported by [`poll_stream_read`](Engine::poll_stream_read). The
+/// default methods serve no streams, so an engine without them keeps working
+/// (opening answers whatever `execute` answers for the command).
 pub trait Engine {
     /// The stream returned by [`Engine::execute`].
     type Execution<'a>: Stream<Item = Step> + 'a
@@ -156,6 +191,34 @@ pub trait Engine {
     /// Starts one command. The stream ends after its `Done` step; a stream
     /// that ends without one is answered `internal`.
     fn execute(&self, command: Command) -> Self::Execution<'_>;
+
+    /// Opens the engine side of a new live stream (`terminal.open` without a
+    /// `sessionId`, or `display.open`) under `stream`. `Done(Ok(_))` means its
+    /// bytes can flow; the core builds the command's result itself.
+    fn open_stream(&self, stream: StreamId, command: Command) -> Self::Execution<'_> {
+        let _ = stream;
+        self.execute(command)
+    }
+
+    /// Reads output of the stream on `channel` into `buf` (never empty).
+    /// Registers `cx`'s waker when nothing is ready. Ends with
+    /// [`StreamRead::End`] exactly once per opened stream.
+    fn poll_stream_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
+        let _ = (channel, cx, buf);
+        Poll::Ready(StreamRead::End { exit_code: None })
+    }
+
+    /// Writes input to the stream on `channel` (`data` is never empty).
+    fn poll_stream_write(&self, channel: u32, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
+        let _ = (channel, cx, data);
+        Poll::Ready(StreamWrite::Closed)
+    }
+
+    /// Starts ending the stream on `channel` (the process is ended, nothing
+    /// is left running); its end follows through `poll_stream_read`.
+    fn close_stream(&self, channel: u32) {
+        let _ = channel;
+    }
 }
 
 /// The monotonic clock and timers.

@@ -11,6 +11,10 @@
 //! the start of that stream in that direction. It lets a re-attached reader
 //! say exactly which bytes it has, and lets the worker drop input it has
 //! already applied.
+//!
+//! Kinds: `0x01` data (both directions), `0x02` end (worker → orchestrator:
+//! the stream ended; `offset` is its total output, the payload a small JSON
+//! object with `reason` and, when known, `exitCode`).
 
 use alloc::vec::Vec;
 
@@ -25,18 +29,23 @@ pub const HEADER_LEN: usize = 13;
 pub enum StreamKind {
     /// Stream bytes: worker→orchestrator output, orchestrator→worker input.
     Data,
+    /// Worker→orchestrator: the stream ended after `offset` output bytes; the
+    /// payload is JSON (`{"reason":"exited","exitCode":0}`).
+    End,
 }
 
 impl StreamKind {
     const fn to_byte(self) -> u8 {
         match self {
             StreamKind::Data => 0x01,
+            StreamKind::End => 0x02,
         }
     }
 
     const fn from_byte(b: u8) -> Option<Self> {
         match b {
             0x01 => Some(StreamKind::Data),
+            0x02 => Some(StreamKind::End),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use crate::backoff::BackoffConfig;
 use crate::protocol::{Command, Limits, WireError};
+use crate::stream::{StreamConfig, StreamId};
 use crate::time::Instant;
 
 /// Timers and bounds of a [`Session`](super::Session).
@@ -36,6 +37,8 @@ pub struct SessionConfig {
     pub held_results_max: usize,
     /// Commands executing at once; more are answered `busy` (64).
     pub max_in_flight: usize,
+    /// Bounds and timers of terminals and display relays.
+    pub streams: StreamConfig,
 }
 
 impl SessionConfig {
@@ -51,6 +54,7 @@ impl SessionConfig {
         journal_capacity: 1024,
         held_results_max: 256,
         max_in_flight: 64,
+        streams: StreamConfig::DEFAULT,
     };
 
     pub(super) fn normalized(mut self) -> Self {
@@ -139,6 +143,24 @@ pub enum Event {
         id: String,
         /// The command.
         command: Command,
+    },
+    /// Open the engine side of a new live stream with
+    /// [`Engine::open_stream`](crate::Engine::open_stream); answer like
+    /// [`Event::Execute`], with `handle_command_result` for `id`.
+    OpenStream {
+        /// The command id (`terminal.open` or `display.open`).
+        id: String,
+        /// The channel and session id the core allocated.
+        stream: StreamId,
+        /// The command.
+        command: Command,
+    },
+    /// Ask the engine to end the stream on `channel`
+    /// ([`Engine::close_stream`](crate::Engine::close_stream)); its end is
+    /// reported with `handle_stream_end`.
+    CloseStream {
+        /// The channel.
+        channel: u32,
     },
     /// Take a heartbeat reading; answer with `handle_heartbeat`.
     HeartbeatDue,

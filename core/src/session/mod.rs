@@ -29,6 +29,7 @@
 //!   while disconnected are held and sent after re-registering.
 
 mod config;
+mod streams;
 
 pub use config::{AuditOutcome, AuditRecord, DisconnectReason, Event, SessionConfig, State};
 
@@ -43,6 +44,7 @@ use crate::protocol::{
     Command, CommandResult, ErrorCode, ErrorFrame, Heartbeat, Incoming, Outgoing, Progress, Register, Registered,
     Rejected, StreamFrame, WireError, decode_text, encode,
 };
+use crate::stream::Streams;
 use crate::time::Instant;
 use crate::traits::{Frame, TransportError};
 
@@ -105,6 +107,8 @@ pub struct Session {
     executing: BTreeMap<String, CommandMeta>,
     transmits: VecDeque<Pending>,
     events: VecDeque<Event>,
+    /// Terminals and display relays.
+    streams: Streams,
 }
 
 /// The audit-relevant facts of an executing command.
@@ -187,7 +191,9 @@ impl Session {
     /// A session that connects at once: the first [`poll_event`](Session::poll_event) is [`Event::Connect`].
     pub fn new(config: SessionConfig, register: Register, now: Instant) -> Session {
         let config = config.normalized();
+        let streams = Streams::new(config.streams.clone(), config.limits.max_binary_frame_bytes as usize);
         let mut session = Session {
+            streams,
             backoff: Backoff::new(config.backoff),
             journal: Journal::new(config.journal_capacity, config.held_results_max),
             executing: BTreeMap::new(),
@@ -235,9 +241,10 @@ impl Session {
 
     /// A connection is open: send `worker.register` and wait for the answer.
     pub fn handle_connected(&mut self, now: Instant) {
+        self.streams.new_turn();
         if self.state.is_connected() {
             tracing::warn!("connected while a connection was open; replacing it");
-            self.forget_link();
+            self.forget_link(now);
         }
         let mut register = self.register.clone();
         if self.worker_id.is_some() {
@@ -257,6 +264,7 @@ impl Session {
 
     /// The connection attempt after [`Event::Connect`] failed.
     pub fn handle_connect_failed(&mut self, now: Instant, error: &TransportError) {
+        self.streams.new_turn();
         if self.state != State::Connecting {
             tracing::debug!(state = ?self.state, "ignoring a connect failure outside of Connecting");
             return;
@@ -266,6 +274,7 @@ impl Session {
 
     /// The open connection broke or was closed by the orchestrator.
     pub fn handle_disconnected(&mut self, now: Instant, error: &TransportError) {
+        self.streams.new_turn();
         if !self.state.is_connected() {
             tracing::debug!(state = ?self.state, "ignoring a disconnect without an open connection");
             return;
@@ -275,6 +284,7 @@ impl Session {
 
     /// A frame arrived on the open connection.
     pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        self.streams.new_turn();
         let Some(link) = self.link.as_mut() else {
             tracing::debug!("ignoring a frame without an open connection");
             return;
@@ -282,7 +292,7 @@ impl Session {
         link.last_received = link.last_received.max(now);
         match frame {
             Frame::Text(text) => self.handle_text(now, &text),
-            Frame::Binary(bytes) => self.handle_binary(&bytes),
+            Frame::Binary(bytes) => self.handle_binary(now, &bytes),
             // The transport answers pings itself; both only prove the peer is alive.
             Frame::Ping(_) | Frame::Pong(_) => {}
             Frame::Close { code, reason } => self.handle_disconnected(now, &TransportError::Closed { code, reason }),
@@ -290,7 +300,9 @@ impl Session {
     }
 
     /// A command from [`Event::Execute`] finished.
-    pub fn handle_command_result(&mut self, _now: Instant, id: String, outcome: Result<Value, WireError>) {
+    pub fn handle_command_result(&mut self, now: Instant, id: String, outcome: Result<Value, WireError>) {
+        self.streams.new_turn();
+        let outcome = self.stream_command_finished(now, &id, outcome);
         let audit = match &outcome {
             Ok(_) => AuditOutcome::Ok,
             Err(error) => AuditOutcome::Error(error.clone()),
@@ -315,6 +327,7 @@ impl Session {
     /// frame while registered. Progress is best effort: it is dropped while
     /// disconnected (the result itself is held) and for ids not executing.
     pub fn handle_command_progress(&mut self, _now: Instant, id: String, progress: Value) {
+        self.streams.new_turn();
         if self.state != State::Registered || !matches!(self.journal.lookup(&id), Lookup::InFlight) {
             tracing::trace!(id = %id, "dropping progress");
             return;
@@ -324,6 +337,7 @@ impl Session {
 
     /// The answer to [`Event::HeartbeatDue`]: sends `worker.heartbeat` if still registered.
     pub fn handle_heartbeat(&mut self, _now: Instant, figures: Heartbeat) {
+        self.streams.new_turn();
         if self.state == State::Registered {
             self.send(Outgoing::Heartbeat(figures));
         } else {
@@ -333,6 +347,9 @@ impl Session {
 
     /// Time passed; act on every deadline at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.streams.new_turn();
+        self.streams.handle_timeout(now);
+        self.apply_stream_actions(now);
         match self.state {
             State::Disconnected { retry_at } if now >= retry_at => {
                 tracing::info!(attempt = self.backoff.attempt() + 1, "connecting to the orchestrator");
@@ -344,11 +361,15 @@ impl Session {
         }
     }
 
-    /// The next frame to send on the open connection.
+    /// The next frame to send on the open connection: control frames
+    /// (results, heartbeats, errors, pings) first, then stream data, round-robin
+    /// between streams and at most a turn's budget of it per input.
     pub fn poll_transmit(&mut self) -> Option<Frame> {
-        match self.transmits.pop_front()? {
-            Pending::Frame(frame) => Some(frame),
-            Pending::Result(result) => Some(Frame::Text(encode(&Outgoing::Result(result)))),
+        match self.transmits.pop_front() {
+            Some(Pending::Frame(frame)) => Some(frame),
+            Some(Pending::Result(result)) => Some(Frame::Text(encode(&Outgoing::Result(result)))),
+            None if self.state == State::Registered => self.streams.poll_frame().map(Frame::Binary),
+            None => None,
         }
     }
 
@@ -360,6 +381,15 @@ impl Session {
     /// When to call [`handle_timeout`](Session::handle_timeout) next; `None` while
     /// only an input can move the session (e.g. while connecting).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let streams = self.streams.poll_timeout();
+        let link = self.poll_link_timeout();
+        match (streams, link) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_link_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Disconnected { retry_at } => Some(retry_at),
             State::Connecting => None,
@@ -408,7 +438,7 @@ impl Session {
         match decode_text(text, &self.config.limits) {
             Ok(Incoming::Registered(registered)) => self.on_registered(now, registered),
             Ok(Incoming::Rejected(rejected)) => self.on_rejected(now, rejected),
-            Ok(Incoming::Command { id, command }) => self.on_command(id, command),
+            Ok(Incoming::Command { id, command }) => self.on_command(now, id, command),
             Err(error) => {
                 // A broken frame reusing a known id is a re-send as far as the
                 // contract goes: still exactly one result per id.
@@ -424,18 +454,15 @@ impl Session {
         }
     }
 
-    /// The hook for stream frames. No stream exists yet (terminal and display
-    /// sessions arrive in a later issue), so every channel is unknown.
-    fn handle_binary(&mut self, bytes: &[u8]) {
+    /// A binary frame: input for a live stream.
+    fn handle_binary(&mut self, now: Instant, bytes: &[u8]) {
         let max = self.config.limits.max_binary_frame_bytes as usize;
-        let error = match StreamFrame::decode(bytes, max) {
-            Ok(frame) => {
-                WireError::new(ErrorCode::NotFound, alloc::format!("no open stream on channel {}", frame.channel))
-            }
-            Err(error) => error,
-        };
-        tracing::debug!(%error, "refusing a binary frame");
-        self.send(Outgoing::Error(ErrorFrame { error }));
+        let outcome = StreamFrame::decode(bytes, max).and_then(|frame| self.streams.input_frame(&frame));
+        if let Err(error) = outcome {
+            tracing::debug!(%error, "refusing a binary frame");
+            self.send(Outgoing::Error(ErrorFrame { error }));
+        }
+        self.apply_stream_actions(now);
     }
 
     fn on_registered(&mut self, now: Instant, registered: Registered) {
@@ -464,7 +491,7 @@ impl Session {
         self.drop_link(now, DisconnectReason::Rejected(rejected.error));
     }
 
-    fn on_command(&mut self, id: String, command: Command) {
+    fn on_command(&mut self, now: Instant, id: String, command: Command) {
         let meta = CommandMeta::of(&command);
         if self.state != State::Registered {
             if self.journal.knows(&id) {
@@ -500,7 +527,7 @@ impl Session {
         tracing::debug!(id = %id, command = command.name(), "executing");
         self.journal.begin(id.clone());
         self.executing.insert(id.clone(), meta);
-        self.events.push_back(Event::Execute { id, command });
+        self.route_command(now, id, command);
     }
 
     fn answer_duplicate(&mut self, id: &str, meta: Option<&CommandMeta>) {
@@ -546,13 +573,16 @@ impl Session {
             tracing::debug!("the connection was stable; the backoff starts over");
             self.backoff.reset();
         }
-        self.forget_link();
+        self.forget_link(now);
         self.back_off(now, loss);
     }
 
-    /// Clears the connection's timers and queued frames, keeping unsent results.
-    fn forget_link(&mut self) {
+    /// Clears the connection's timers and queued frames, keeping unsent
+    /// results; live streams are detached from it.
+    fn forget_link(&mut self, now: Instant) {
         self.link = None;
+        self.streams.detach_all(now);
+        self.apply_stream_actions(now);
         let unsent = core::mem::take(&mut self.transmits).into_iter().filter_map(|pending| match pending {
             Pending::Result(result) => Some(result),
             Pending::Frame(_) => None,
