@@ -3,9 +3,12 @@
 use futures_util::future::Either;
 use futures_util::stream::{Once, once};
 
+use core::task::{Context, Poll};
+
 use super::Policy;
 use crate::protocol::Command;
-use crate::traits::{Engine, Step};
+use crate::stream::StreamId;
+use crate::traits::{Engine, Step, StreamRead, StreamWrite};
 
 /// An [`Engine`] that runs only what its [`Policy`] accepts.
 ///
@@ -43,6 +46,23 @@ impl<E> PolicedEngine<E> {
     }
 }
 
+impl<E: Engine> PolicedEngine<E> {
+    /// The command as the inner engine must run it, or the finished refusal.
+    fn judge(&self, command: Command) -> Result<Command, Step> {
+        let name = command.name();
+        self.policy.enforce(command).map_err(|refusal| {
+            tracing::warn!(
+                command = name,
+                floor = refusal.floor.as_str(),
+                control = refusal.control,
+                reason = %refusal.message,
+                "security floor refused a command"
+            );
+            Step::Done(Err(refusal.to_wire()))
+        })
+    }
+}
+
 impl<E: Engine> Engine for PolicedEngine<E> {
     type Execution<'a>
         = Either<Once<core::future::Ready<Step>>, E::Execution<'a>>
@@ -50,20 +70,30 @@ impl<E: Engine> Engine for PolicedEngine<E> {
         Self: 'a;
 
     fn execute(&self, command: Command) -> Self::Execution<'_> {
-        let name = command.name();
-        match self.policy.enforce(command) {
+        match self.judge(command) {
             Ok(command) => Either::Right(self.inner.execute(command)),
-            Err(refusal) => {
-                tracing::warn!(
-                    command = name,
-                    floor = refusal.floor.as_str(),
-                    control = refusal.control,
-                    reason = %refusal.message,
-                    "security floor refused a command"
-                );
-                Either::Left(once(core::future::ready(Step::Done(Err(refusal.to_wire())))))
-            }
+            Err(refusal) => Either::Left(once(core::future::ready(refusal))),
         }
+    }
+
+    /// `terminal.open` is judged like any exec path before the stream opens.
+    fn open_stream(&self, stream: StreamId, command: Command) -> Self::Execution<'_> {
+        match self.judge(command) {
+            Ok(command) => Either::Right(self.inner.open_stream(stream, command)),
+            Err(refusal) => Either::Left(once(core::future::ready(refusal))),
+        }
+    }
+
+    fn poll_stream_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
+        self.inner.poll_stream_read(channel, cx, buf)
+    }
+
+    fn poll_stream_write(&self, channel: u32, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
+        self.inner.poll_stream_write(channel, cx, data)
+    }
+
+    fn close_stream(&self, channel: u32) {
+        self.inner.close_stream(channel)
     }
 }
 
@@ -124,5 +154,19 @@ mod tests {
         let params = json!({"containerId": "c1", "command": ["ls"], "user": "1000"});
         run(&engine, "container.exec", params.clone());
         assert_eq!(engine.inner().0.borrow()[0], Command::decode("container.exec", params).unwrap());
+    }
+
+    #[test]
+    fn terminals_are_judged_before_their_stream_opens() {
+        let engine = PolicedEngine::new(Recorder::default(), Policy::new(SecurityFloor::Restricted));
+        let stream = StreamId { channel: 1, session_id: "t-0-1".into(), kind: crate::stream::StreamType::Terminal };
+        let open = |user: &str| Command::decode("terminal.open", json!({"containerId": "c1", "user": user})).unwrap();
+        let steps: Vec<Step> = block_on(engine.open_stream(stream.clone(), open("root")).collect());
+        let [Step::Done(Err(error))] = &steps[..] else { panic!("{steps:?}") };
+        assert_eq!(error.code, ErrorCode::Forbidden);
+        assert!(engine.inner().0.borrow().is_empty());
+        let steps: Vec<Step> = block_on(engine.open_stream(stream, open("1000")).collect());
+        assert_eq!(steps, [Step::Done(Ok(Value::Null))]);
+        assert_eq!(engine.inner().0.borrow().len(), 1);
     }
 }
