@@ -68,7 +68,7 @@ impl WorkerEngine {
         let (mut deleted, mut untagged) = (Vec::new(), Vec::new());
         for entry in answer {
             match entry {
-                ImageDeleted::Deleted(id) => deleted.push(id),
+                ImageDeleted::Deleted(id) => deleted.push(digest_id(id)),
                 ImageDeleted::Untagged(tag) => untagged.push(tag),
             }
         }
@@ -137,6 +137,11 @@ impl WorkerEngine {
     }
 }
 
+/// An image id as Docker writes it (`sha256:<hex>`); Podman leaves out the algorithm.
+fn digest_id(id: String) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) { format!("sha256:{id}") } else { id }
+}
+
 /// A build that fails in a step (a `RUN` exiting non-zero, a bad instruction) is a request
 /// the engine cannot build: `invalid_request` with the engine's message. A missing base
 /// image stays `not_found`; a broken connection stays `engine_unavailable`.
@@ -144,5 +149,18 @@ fn build_failure(error: EngineError) -> Failure {
     match error {
         EngineError::Stream { message } => Failure::wire(ErrorCode::InvalidRequest, format!("build failed: {message}")),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleted_ids_name_their_algorithm() {
+        let hex = "4d9c0a4b833206e6efe4c18e01406e1ba4e9f77d8c6edee154030b037869a35f";
+        assert_eq!(digest_id(hex.into()), format!("sha256:{hex}"));
+        assert_eq!(digest_id(format!("sha256:{hex}")), format!("sha256:{hex}"));
+        assert_eq!(digest_id("abc".into()), "abc");
     }
 }

@@ -65,11 +65,47 @@ impl WorkerEngine {
         let client = self.shared.client().await?;
         let Some(me) = self.shared.worker_id() else { return Ok(ContainerListResult { containers: vec![] }) };
         let filter = ListContainers { all: !running_only, labels: owned_filters(&me, tenant), names: vec![] };
-        let mut rows = client.list_containers(&filter).await?;
-        rows.sort_by_key(|row| std::cmp::Reverse(row.created));
-        let containers = rows.into_iter().map(summary).collect();
+        let rows = client.list_containers(&filter).await?;
+        let rows = newest_first(&client, rows).await?;
+        let containers = rows.into_iter().map(|(row, _)| summary(row)).collect();
         Ok(ContainerListResult { containers })
     }
+}
+
+/// Sorts rows newest first. Lists give creation times in whole seconds, and the engines
+/// order rows differently (Docker newest first, Podman oldest first), so containers created
+/// within the same second are ordered by the nanoseconds of their inspected creation time.
+async fn newest_first(
+    client: &crate::EngineClient,
+    rows: Vec<crate::ContainerSummary>,
+) -> Outcome<Vec<(crate::ContainerSummary, u32)>> {
+    let mut per_second = std::collections::HashMap::new();
+    for row in &rows {
+        *per_second.entry(row.created).or_insert(0) += 1;
+    }
+    let mut keyed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let nanos = if per_second.get(&row.created).copied().unwrap_or(0) > 1 {
+            match client.inspect_container(&row.id).await {
+                Ok(inspect) => fraction_nanos(&inspect.created),
+                // Removed meanwhile: it stays, ordered by its second.
+                Err(e) if e.is_not_found() => 0,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            0
+        };
+        keyed.push((row, nanos));
+    }
+    keyed.sort_by_key(|(row, nanos)| std::cmp::Reverse((row.created, *nanos)));
+    Ok(keyed)
+}
+
+/// The fractional second of an RFC 3339 time, in nanoseconds (`…:05.12Z` → 120000000).
+fn fraction_nanos(time: &str) -> u32 {
+    let Some((_, fraction)) = time.split_once('.') else { return 0 };
+    let digits: String = fraction.chars().take_while(char::is_ascii_digit).take(9).collect();
+    format!("{digits:0<9}").parse().unwrap_or(0)
 }
 
 fn summary(row: crate::ContainerSummary) -> ContainerSummary {
@@ -109,6 +145,14 @@ fn exit_code(code: i64) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fractions_of_a_second() {
+        assert_eq!(fraction_nanos("2026-11-24T06:49:16.699243526Z"), 699_243_526);
+        assert_eq!(fraction_nanos("2026-11-24T06:49:16.12Z"), 120_000_000);
+        assert_eq!(fraction_nanos("2026-11-24T06:49:16.5+01:00"), 500_000_000);
+        assert_eq!(fraction_nanos("2026-11-24T06:49:16Z"), 0);
+    }
 
     #[test]
     fn rows_become_summaries() {
