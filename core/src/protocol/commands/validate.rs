@@ -117,7 +117,8 @@ pub(crate) fn identifier(field: &dyn Display, value: &str) -> Check {
     )
 }
 
-/// Image references: `[a-zA-Z0-9][a-zA-Z0-9._/:@-]*`, at most 512 bytes.
+/// Image references: `[a-zA-Z0-9][a-zA-Z0-9._/:@-]*`, at most 512 bytes, without an
+/// empty, `.` or `..` path component (the reference becomes part of an engine API path).
 pub(crate) fn image_ref(field: &dyn Display, value: &str) -> Check {
     charset(
         field,
@@ -126,7 +127,11 @@ pub(crate) fn image_ref(field: &dyn Display, value: &str) -> Check {
         |b| b.is_ascii_alphanumeric(),
         |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b':' | b'@' | b'-'),
         "an image reference [a-zA-Z0-9][a-zA-Z0-9._/:@-]*",
-    )
+    )?;
+    if value.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        return Err(fail(field, "must not have an empty, `.` or `..` path component"));
+    }
+    Ok(())
 }
 
 /// Environment variable and build argument names: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -318,15 +323,21 @@ pub(crate) fn git_url(field: &dyn Display, value: &str) -> Check {
         return Err(fail(field, "must be a plain git URL (no options, no remote-helper `::` syntax)"));
     }
     let schemes = ["https://", "http://", "ssh://", "git://", "file://"];
+    // ssh reads a host or user starting with `-` as an option (`ssh://-oProxyCommand=…`).
+    let option_like = |authority: &str| authority.split('@').any(|part| part.starts_with('-'));
     if let Some(rest) = schemes.iter().find_map(|scheme| value.strip_prefix(scheme)) {
         let authority = rest.split('/').next().unwrap_or("");
         if authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':')) {
             return Err(fail(field, "must not carry a password; send it as `credential`"));
         }
+        if option_like(authority) {
+            return Err(fail(field, "the host and user must not start with `-`"));
+        }
         return Ok(());
     }
     // scp-like: `[user@]host:path`, with no `/` before the `:`.
     match value.split_once(':') {
+        Some((host, _)) if option_like(host) => Err(fail(field, "the host and user must not start with `-`")),
         Some((host, path)) if !host.is_empty() && !host.contains('/') && !path.is_empty() => Ok(()),
         _ => Err(fail(field, "must be an https://, http://, ssh://, git://, file:// or user@host:path URL")),
     }
@@ -347,4 +358,29 @@ pub(crate) fn ip_addr(field: &dyn Display, value: &str) -> Check {
         return Err(fail(field, "must be an IPv4 or IPv6 address"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_have_no_dot_components() {
+        for good in ["busybox", "ghcr.io/acme/dev:1.4", "localhost:5000/a/b@sha256:00", "a.b/c..d:1"] {
+            assert_eq!(image_ref(&"image", good), Ok(()), "{good}");
+        }
+        for bad in ["a/../b", "a/./b", "a//b", "a/", "a/..", "a/b/."] {
+            assert!(image_ref(&"image", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn git_hosts_and_users_cannot_be_ssh_options() {
+        for bad in ["ssh://-oProxyCommand=touch%20x/repo", "ssh://git@-oProxyCommand=x/r", "git@-oProxyCommand=x:r"] {
+            assert!(git_url(&"repo.url", bad).is_err(), "{bad}");
+        }
+        for good in ["ssh://git@host/r-x", "git@host:-repo", "https://host/-x.git"] {
+            assert_eq!(git_url(&"repo.url", good), Ok(()), "{good}");
+        }
+    }
 }
