@@ -35,6 +35,7 @@ mod images;
 mod io;
 mod platform;
 mod stream;
+mod streams;
 mod system;
 mod tar;
 pub mod worker;

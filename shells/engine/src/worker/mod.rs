@@ -46,12 +46,14 @@ use std::time::Duration;
 
 use cropscode_core::protocol::commands::ImageProgress;
 use cropscode_core::protocol::{Command, ErrorCode, WireError};
-use cropscode_core::{Engine, Step};
+use cropscode_core::stream::StreamId;
+use cropscode_core::{Engine, Step, StreamRead, StreamWrite};
 use futures_lite::Stream;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
+use crate::streams::Streams;
 use crate::{Endpoint, EngineClient, EngineKind};
 
 pub use naming::engine_name;
@@ -99,6 +101,8 @@ impl Default for EngineOptions {
 pub struct WorkerEngine {
     shared: Arc<Shared>,
     background: Arc<Background>,
+    /// Terminals, displays and background execs (`crate::streams`).
+    streams: Streams,
 }
 
 /// Tasks that live as long as the engine: cancelled (and the Podman child killed) on drop.
@@ -125,6 +129,7 @@ impl WorkerEngine {
         WorkerEngine {
             shared,
             background: Arc::new(Background { tasks: Mutex::new(vec![follow]), podman: Mutex::new(podman) }),
+            streams: Streams::new(options.data_dir.as_deref()),
         }
     }
 
@@ -182,6 +187,8 @@ impl WorkerEngine {
 
     /// Stops the background tasks and the supervised Podman service, and waits for them.
     pub async fn shutdown(self) {
+        // Ends every terminal and display: nothing is left running in the containers.
+        self.streams.shutdown().await;
         let tasks = std::mem::take(&mut *self.background.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {
             task.cancel().await;
@@ -207,16 +214,17 @@ impl WorkerEngine {
             Command::ImageCheck(p) => json(self.image_check(p).await),
             Command::ImageDelete(p) => json(self.image_delete(p).await),
             Command::ImageBuild(p) => json(self.image_build(p, progress).await),
-            Command::ContainerExecBackground(_)
-            | Command::ContainerExecBackgroundKill(_)
-            | Command::ContainerExecBackgroundCapture(_)
-            | Command::TerminalOpen(_)
+            Command::ContainerExecBackground(p) => json(self.streams.background.start(self, p).await),
+            Command::ContainerExecBackgroundKill(p) => json(self.streams.background.kill(self, p).await),
+            Command::ContainerExecBackgroundCapture(p) => json(self.streams.background.capture(self, p).await),
+            Command::TerminalResize(p) => json(self.streams.live.resize_terminal(p).await),
+            // The core answers these itself (`cropscode_core::stream`); opening goes to `open_stream`.
+            Command::TerminalOpen(_)
             | Command::TerminalInput(_)
-            | Command::TerminalResize(_)
             | Command::TerminalClose(_)
             | Command::DisplayOpen(_)
             | Command::DisplayClose(_) => {
-                Err(Failure::wire(ErrorCode::EngineUnavailable, format!("`{name}` is not implemented yet")))
+                Err(Failure::wire(ErrorCode::Internal, format!("`{name}` is answered by the worker's stream registry")))
             }
         };
         self.shared.observe(&outcome);
@@ -231,6 +239,32 @@ impl Engine for WorkerEngine {
         let progress = ProgressSink::default();
         let sink = progress.clone();
         Execution { progress, outcome: Some(Box::pin(async move { self.run(command, &sink).await })), finished: None }
+    }
+
+    fn open_stream(&self, stream: StreamId, command: Command) -> Execution<'_> {
+        let work = async move {
+            let opened = match command {
+                Command::TerminalOpen(p) => self.streams.live.open_terminal(self, stream, p).await,
+                Command::DisplayOpen(p) => self.streams.live.open_display(self, stream, p).await,
+                other => Err(Failure::wire(ErrorCode::Internal, format!("`{}` opens no stream", other.name()))),
+            };
+            let outcome = opened.map(|()| Value::Null);
+            self.shared.observe(&outcome);
+            outcome.map_err(Failure::into_wire)
+        };
+        Execution { progress: ProgressSink::default(), outcome: Some(Box::pin(work)), finished: None }
+    }
+
+    fn poll_stream_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
+        self.streams.live.poll_read(channel, cx, buf)
+    }
+
+    fn poll_stream_write(&self, channel: u32, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
+        self.streams.live.poll_write(channel, cx, data)
+    }
+
+    fn close_stream(&self, channel: u32) {
+        self.streams.live.close(channel)
     }
 }
 
