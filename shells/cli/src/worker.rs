@@ -114,6 +114,8 @@ pub fn engine_options(config: &Config, worker_id: Option<String>) -> EngineOptio
         podman_path: config.podman_path.as_ref().map(|s| s.value.clone()),
         data_dir: Some(config.data_dir.value.clone()),
         worker_id,
+        // For the checks only the engine can make (the image's and the container's user).
+        security_floor: security_floor(config),
         ..EngineOptions::default()
     }
 }
@@ -122,16 +124,21 @@ pub fn engine_options(config: &Config, worker_id: Option<String>) -> EngineOptio
 /// their real path on this machine too (symlinks followed), and the worker's
 /// own files (`DATA_DIR`, `~/.cropscode`) are never mountable.
 pub fn policy(config: &Config) -> Policy {
-    let floor = match config.security_floor.value {
-        FloorSetting::None => SecurityFloor::None,
-        FloorSetting::Baseline => SecurityFloor::Baseline,
-        FloorSetting::Restricted => SecurityFloor::Restricted,
-    };
+    let floor = security_floor(config);
     let mut protected = vec![config.data_dir.value.clone()];
     protected.extend(config.paths.byom_dir.clone());
     let protected_paths = protected.iter().filter_map(|p| p.to_str()).map(String::from).collect();
     Policy::with_config(floor, PolicyConfig { protected_paths, ..PolicyConfig::default() })
         .with_host_path_resolver(|path| std::fs::canonicalize(path).ok()?.to_str().map(String::from))
+}
+
+/// `SECURITY_FLOOR` as the core's type.
+fn security_floor(config: &Config) -> SecurityFloor {
+    match config.security_floor.value {
+        FloorSetting::None => SecurityFloor::None,
+        FloorSetting::Baseline => SecurityFloor::Baseline,
+        FloorSetting::Restricted => SecurityFloor::Restricted,
+    }
 }
 
 /// Says which floor is in force; `none` loudly, since it leaves the machine to the orchestrator.

@@ -92,6 +92,9 @@ pub struct ImageConfig {
     /// Labels.
     #[serde(default, deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
+    /// The user the image runs as (`USER`); empty: root.
+    #[serde(default)]
+    pub user: String,
 }
 
 /// One entry of the answer to an image removal.

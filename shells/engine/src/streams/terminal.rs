@@ -34,6 +34,7 @@ impl LiveStreams {
     ) -> Outcome<()> {
         let client = super::serving_client(engine).await?;
         let owned = engine.resolve(&client, &request.container_id, request.tenant.as_deref()).await?;
+        engine.check_user(request.user.as_deref(), &owned.inspect.config.user)?;
         if !owned.inspect.state.running {
             return Err(Failure::wire(
                 ErrorCode::Conflict,

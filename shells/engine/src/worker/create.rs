@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use cropscode_core::policy::SecurityFloor;
 use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::{
     ContainerCreate, ContainerCreateResult, ImageProgress, MountType, PortProtocol, ProgressPhase, PullPolicy,
@@ -46,6 +47,10 @@ impl WorkerEngine {
         };
         if pull {
             pull_image(&client, &request.image, progress).await?;
+        }
+        if request.user.is_none() && self.shared.floor == SecurityFloor::Restricted {
+            let image = client.inspect_image(&request.image).await?;
+            self.check_user(None, &image.config.user)?;
         }
         let labels = container_labels(&request.labels, &me, &request.tenant, request.name.as_deref());
         let name = request.name.as_deref().map(|name| engine_name(&request.tenant, name));

@@ -27,6 +27,7 @@ impl WorkerEngine {
     pub(crate) async fn exec(&self, request: ContainerExec) -> Outcome<ContainerExecResult> {
         let client = self.shared.client().await?;
         let owned = self.resolve(&client, &request.container_id, request.tenant.as_deref()).await?;
+        self.check_user(request.user.as_deref(), &owned.inspect.config.user)?;
         let spec = ExecSpec {
             cmd: request.command.clone(),
             env: request.env.to_pairs(),

@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use cropscode_core::policy::{Policy, SecurityFloor};
 use cropscode_core::protocol::commands::ImageProgress;
 use cropscode_core::protocol::{Command, ErrorCode, WireError};
 use cropscode_core::stream::StreamId;
@@ -80,6 +81,12 @@ pub struct EngineOptions {
     pub containers_running: Arc<AtomicU32>,
     /// Safety-net recount of running containers, besides the event stream.
     pub resync_interval: Duration,
+    /// The owner's `SECURITY_FLOOR`, for the checks only the engine can make: under
+    /// `restricted`, a process started without a `user` runs as the image's `USER` (at
+    /// create) or the container's user (execs, terminals, setup), which must not be root.
+    /// Everything else the floor judges before a command reaches the engine
+    /// (`cropscode_core::policy::PolicedEngine`). Default `none` (no engine-side checks).
+    pub security_floor: SecurityFloor,
 }
 
 impl Default for EngineOptions {
@@ -92,6 +99,7 @@ impl Default for EngineOptions {
             worker_id: None,
             containers_running: Arc::new(AtomicU32::new(0)),
             resync_interval: Duration::from_secs(60),
+            security_floor: SecurityFloor::None,
         }
     }
 }
@@ -183,6 +191,17 @@ impl WorkerEngine {
     /// date by the engine's events and after each lifecycle command).
     pub async fn refresh_running(&self) -> Result<u32, WireError> {
         running::refresh(&self.shared).await.map_err(|e| e.to_wire())
+    }
+
+    /// Under a `restricted` floor, refuses a process the request starts without naming a
+    /// user (`requested`) when the user it would run as (`effective`: the image's `USER`,
+    /// the container's configured user; `""` is root) is root or not a numeric uid.
+    pub(crate) fn check_user(&self, requested: Option<&str>, effective: &str) -> Outcome<()> {
+        if requested.is_some() {
+            // A named user was judged by the floor before the command got here.
+            return Ok(());
+        }
+        Policy::new(self.shared.floor).judge_user(effective).map_err(|refusal| Failure::Wire(refusal.to_wire()))
     }
 
     /// Stops the background tasks and the supervised Podman service, and waits for them.

@@ -184,6 +184,8 @@ pub(crate) struct Shared {
     identity_changed: (smol::channel::Sender<()>, smol::channel::Receiver<()>),
     pub(crate) running: Arc<AtomicU32>,
     health: AtomicU8,
+    /// The owner's security floor (see `EngineOptions::security_floor`).
+    pub(crate) floor: cropscode_core::policy::SecurityFloor,
 }
 
 const HEALTH_UNKNOWN: u8 = 0;
@@ -263,6 +265,7 @@ impl Shared {
             identity: RwLock::new(options.worker_id.clone()),
             identity_changed: smol::channel::bounded(1),
             running: options.containers_running.clone(),
+            floor: options.security_floor,
         };
         (shared, podman)
     }

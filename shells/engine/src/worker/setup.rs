@@ -44,6 +44,8 @@ impl WorkerEngine {
     pub(crate) async fn setup(&self, request: ContainerSetup) -> Outcome<ContainerSetupResult> {
         let client = self.shared.client().await?;
         let owned = self.resolve(&client, &request.container_id, request.tenant.as_deref()).await?;
+        // git and the helpers run as the container's user.
+        self.check_user(None, &owned.inspect.config.user)?;
         if let Some(repo) = &request.repo
             && repo.credential.is_some()
             && !(repo.url.starts_with("https://") || repo.url.starts_with("http://"))
