@@ -4,18 +4,32 @@
 //! orchestrator's `Binary` events and checked for contiguous offsets.
 #![allow(dead_code)] // each test file uses a different part
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cropscode_core::protocol::binary::{StreamFrame, StreamKind};
-use cropscode_tests::orchestrator::{Event, Orchestrator};
+use cropscode_tests::orchestrator::{CommandResult, Event, Orchestrator};
 use cropscode_tests::{COMMAND_TIMEOUT, block_on};
 use serde_json::{Value, json};
 
-/// Sends a command through `orchestrator` and returns its successful result.
+/// A command id no orchestrator of this process used before: a restarted
+/// orchestrator numbers its own ids from `c-1` again, which the worker would
+/// rightly take for re-sends of the first orchestrator's commands.
+pub fn unique_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("s-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn command(orchestrator: &Orchestrator, worker_id: &str, kind: &str, params: Value) -> CommandResult {
+    let sent = params.to_string();
+    block_on(orchestrator.command_with_id(worker_id, &unique_id(), kind, params, COMMAND_TIMEOUT))
+        .unwrap_or_else(|e| panic!("{kind} {sent}: no result ({e:?})"))
+}
+
+/// Sends a command through `orchestrator` (with a [`unique_id`]) and returns its successful result.
 pub fn ok(orchestrator: &Orchestrator, worker_id: &str, kind: &str, params: Value) -> Value {
     let sent = params.to_string();
-    let answer = block_on(orchestrator.command(worker_id, kind, params, COMMAND_TIMEOUT))
-        .unwrap_or_else(|e| panic!("{kind} {sent}: no result ({e:?})"));
+    let answer = command(orchestrator, worker_id, kind, params);
     match answer.outcome() {
         Ok(value) => value.clone(),
         Err(e) => panic!("{kind} {sent} failed: {} {}", e.code, e.message),
@@ -25,8 +39,7 @@ pub fn ok(orchestrator: &Orchestrator, worker_id: &str, kind: &str, params: Valu
 /// Sends a command that must fail; returns its error code and message.
 pub fn fails(orchestrator: &Orchestrator, worker_id: &str, kind: &str, params: Value) -> (String, String) {
     let sent = params.to_string();
-    let answer = block_on(orchestrator.command(worker_id, kind, params, COMMAND_TIMEOUT))
-        .unwrap_or_else(|e| panic!("{kind} {sent}: no result ({e:?})"));
+    let answer = command(orchestrator, worker_id, kind, params);
     match answer.outcome() {
         Ok(value) => panic!("{kind} {sent} succeeded with {value}"),
         Err(e) => (e.code.as_str().to_string(), e.message.clone()),
@@ -78,7 +91,8 @@ impl<'a> Stream<'a> {
         Stream::attach(orchestrator, worker_id, &result)
     }
 
-    /// Skips every event logged so far (e.g. frames of an earlier attachment).
+    /// Skips every event logged so far (e.g. frames of an earlier attachment);
+    /// only while no output of this stream is on its way.
     pub fn skip_past_events(&mut self) {
         self.cursor = self.orchestrator.events().last().map_or(0, |e| e.seq + 1);
     }
