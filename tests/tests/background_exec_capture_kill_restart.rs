@@ -1,0 +1,196 @@
+//! Background execs: output (stdout and stderr, marked) is captured from any
+//! offset while the command runs; `kill` ends it and its children and says
+//! which signal did; a normal exit reports its code; another tenant cannot see
+//! it; and after the worker restarts, capture still answers from the spool —
+//! for a command that ended and for one still running, which `kill` still reaches.
+
+mod streams;
+
+use std::time::{Duration, Instant};
+
+use cropscode_engine::{ExecLimits, ExecSpec};
+use cropscode_tests::*;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn capture(t: &EngineRun, exec_id: &str, offset: u64) -> Value {
+    streams::ok(
+        &t.orchestrator,
+        &t.worker_id,
+        "container.exec.background.capture",
+        json!({ "execId": exec_id, "offset": offset }),
+    )
+}
+
+/// The captured text from `offset` on, as `stream:data` pieces.
+fn pieces(result: &Value) -> Vec<(String, String)> {
+    result["chunks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| (c["stream"].as_str().unwrap_or("").to_string(), c["data"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+fn text(result: &Value) -> String {
+    pieces(result).into_iter().map(|(_, data)| data).collect()
+}
+
+/// Captures from 0 until `done`; panics with the last capture after a while.
+fn capture_until(t: &EngineRun, exec_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let result = capture(t, exec_id, 0);
+        if done(&result) {
+            return result;
+        }
+        assert!(Instant::now() < deadline, "waited for {what}; last capture: {result}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn direct_ps(t: &EngineRun, id: &str) -> String {
+    let spec = ExecSpec { cmd: vec!["ps".into(), "-o".into(), "pid,args".into()], ..ExecSpec::default() };
+    let out = block_on(t.client.exec(id, &spec, ExecLimits::default())).expect("ps in the container");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn start(t: &EngineRun, id: &str, tenant: &str, script: &str) -> String {
+    let started = streams::ok(
+        &t.orchestrator,
+        &t.worker_id,
+        "container.exec.background",
+        json!({ "containerId": id, "tenant": tenant, "command": ["sh", "-c", script] }),
+    );
+    assert_eq!(started["containerId"], id, "{started}");
+    started["execId"].as_str().expect("execId").to_string()
+}
+
+fn background(t: &mut EngineRun) {
+    let tenant = t.tenant("bg");
+    let id = t.create_running("bg", &tenant);
+
+    // Output while it runs, both streams marked.
+    let ticker = start(
+        t,
+        &id,
+        &tenant,
+        "echo out-1; echo err-1 >&2; i=0; while true; do echo tick-$i; i=$((i+1)); usleep 50000; done",
+    );
+    let first = capture_until(t, &ticker, "some ticks", |r| text(r).contains("tick-5"));
+    assert_eq!(first["running"], true, "{first}");
+    assert_eq!((first["offset"].as_u64(), first["lostBytes"].as_u64()), (Some(0), Some(0)));
+    let got = pieces(&first);
+    assert!(got.contains(&("stderr".into(), "err-1\n".into())), "{got:?}");
+    assert!(got.iter().any(|(s, d)| s == "stdout" && d.starts_with("out-1\n")), "{got:?}");
+    assert!(first.get("exitCode").is_none(), "{first}");
+
+    // From an offset: exactly the bytes after it; maxBytes bounds an answer.
+    let next = first["nextOffset"].as_u64().expect("nextOffset");
+    assert_eq!(next as usize, text(&first).len());
+    std::thread::sleep(Duration::from_millis(300));
+    let later = capture(t, &ticker, next);
+    assert_eq!(later["offset"].as_u64(), Some(next));
+    assert!(text(&later).starts_with("tick-"), "{later}");
+    let head = streams::ok(
+        &t.orchestrator,
+        &t.worker_id,
+        "container.exec.background.capture",
+        json!({ "execId": ticker, "maxBytes": 3 }),
+    );
+    assert_eq!((text(&head).as_str(), head["nextOffset"].as_u64()), ("out", Some(3)));
+    let beyond = streams::fails(
+        &t.orchestrator,
+        &t.worker_id,
+        "container.exec.background.capture",
+        json!({ "execId": ticker, "offset": 1u64 << 40 }),
+    );
+    assert_eq!(beyond.0, "invalid_request", "{beyond:?}");
+
+    // Another tenant, or no such exec: not found.
+    let other = json!({ "execId": ticker, "tenant": t.tenant("other") });
+    assert_eq!(
+        streams::fails(&t.orchestrator, &t.worker_id, "container.exec.background.capture", other).0,
+        "not_found"
+    );
+    let unknown = json!({ "execId": "x-0-404" });
+    assert_eq!(streams::fails(&t.orchestrator, &t.worker_id, "container.exec.background.kill", unknown).0, "not_found");
+
+    // Kill: TERM ends it; the answer says so; its output is complete afterwards.
+    let killed = streams::ok(
+        &t.orchestrator,
+        &t.worker_id,
+        "container.exec.background.kill",
+        json!({ "execId": ticker, "tenant": tenant }),
+    );
+    assert_eq!(killed, json!({ "execId": ticker, "alreadyExited": false, "signal": "TERM" }));
+    let after = capture(t, &ticker, 0);
+    assert_eq!(after["running"], false, "{after}");
+    assert!(after.get("exitCode").is_none(), "killed by a signal: no exit code: {after}");
+    let total = after["nextOffset"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(capture(t, &ticker, total)["nextOffset"].as_u64(), Some(total), "nothing after the end");
+    let again =
+        streams::ok(&t.orchestrator, &t.worker_id, "container.exec.background.kill", json!({ "execId": ticker }));
+    assert_eq!(again["alreadyExited"], true, "{again}");
+
+    // Children go too; a signal the command ignores is followed by KILL after graceMs.
+    let parent = start(t, &id, &tenant, "trap '' TERM; sleep 1001 & sleep 1002 & echo started; wait");
+    capture_until(t, &parent, "the children", |r| text(r).contains("started"));
+    assert!(direct_ps(t, &id).contains("sleep 1001"));
+    let params = json!({ "execId": parent, "signal": "SIGTERM", "graceMs": 500 });
+    let killed = streams::ok(&t.orchestrator, &t.worker_id, "container.exec.background.kill", params);
+    assert_eq!(killed["alreadyExited"], false, "{killed}");
+    assert!(killed["signal"] == "KILL" || killed["signal"] == "TERM", "{killed}");
+    let ps = direct_ps(t, &id);
+    assert!(!ps.contains("sleep 100"), "children still run:\n{ps}");
+
+    // A normal exit reports its code.
+    let quick = start(t, &id, &tenant, "echo done; exit 7");
+    let ended = capture_until(t, &quick, "the exit", |r| r["running"] == false);
+    assert_eq!((ended["exitCode"].as_i64(), text(&ended).as_str()), (Some(7), "done\n"), "{ended}");
+
+    // One more, still running when the worker restarts.
+    let survivor = start(t, &id, &tenant, "echo before-restart; exec sleep 1003");
+    capture_until(t, &survivor, "its first line", |r| text(r).contains("before-restart"));
+    let ticker_bytes = capture(t, &ticker, 0);
+
+    // The worker restarts on the same data directory.
+    let home = t.worker.home().to_path_buf();
+    t.worker.stop().expect("the worker stops");
+    let connection = t.registration.connection;
+    let spec = WorkerSpec::for_engine(t.orchestrator.ws_url(), &t.engines, t.which).worker_id(&t.worker_id).home(&home);
+    // The old process owns the home directory: keep it until the end of the test.
+    let _old = std::mem::replace(&mut t.worker, spec.spawn());
+    wait_registered(&t.orchestrator, Some(connection), WAIT).expect("the restarted worker registers");
+
+    let replayed = capture(t, &ticker, 0);
+    assert_eq!(replayed["chunks"], ticker_bytes["chunks"], "the same bytes after the restart");
+    assert_eq!(replayed["running"], false);
+    let ended = capture(t, &quick, 0);
+    assert_eq!((ended["exitCode"].as_i64(), ended["running"].as_bool()), (Some(7), Some(false)), "{ended}");
+    let running = capture(t, &survivor, 0);
+    assert_eq!((running["running"].as_bool(), text(&running).as_str()), (Some(true), "before-restart\n"), "{running}");
+    let killed = streams::ok(
+        &t.orchestrator,
+        &t.worker_id,
+        "container.exec.background.kill",
+        json!({ "execId": survivor, "signal": "KILL" }),
+    );
+    assert_eq!(killed, json!({ "execId": survivor, "alreadyExited": false, "signal": "KILL" }));
+    assert!(!direct_ps(t, &id).contains("sleep 1003"));
+    assert_eq!(capture(t, &survivor, 0)["running"], false);
+}
+
+#[test]
+fn docker() {
+    let mut run = EngineRun::start(EngineName::Docker, "background");
+    background(&mut run);
+}
+
+#[test]
+fn podman() {
+    let mut run = EngineRun::start(EngineName::Podman, "background");
+    background(&mut run);
+}
