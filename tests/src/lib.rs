@@ -428,3 +428,9 @@ pub fn assert_no_token_in_url(orchestrator: &orchestrator::Orchestrator) {
         }
     }
 }
+
+/// Waits for the orchestrator's first upgrade request; returns when it arrived.
+pub fn wait_first_upgrade(orchestrator: &orchestrator::Orchestrator, timeout: Duration) -> Option<Instant> {
+    let found = block_on(orchestrator.wait_for(|e| matches!(e, orchestrator::Event::Upgrade { .. }), timeout))?;
+    Some(found.at)
+}
