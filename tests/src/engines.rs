@@ -138,8 +138,9 @@ impl Engines {
 impl WorkerSpec {
     /// Binds the worker to one engine: `CONTAINER_ENGINE` plus `DOCKER_HOST` (Docker) or
     /// `CONTAINER_HOST` (Podman) pointing at `socket`.
-    pub fn engine(self, which: EngineName, socket: &Path) -> WorkerSpec {
+    pub fn engine(mut self, which: EngineName, socket: &Path) -> WorkerSpec {
         let address = format!("unix://{}", socket.display());
+        self.env.retain(|(key, _)| key != "PODMAN_PATH");
         let spec = self.env("CONTAINER_ENGINE", which.as_str());
         match which {
             EngineName::Docker => spec.env("DOCKER_HOST", address),
@@ -210,9 +211,10 @@ impl EngineRun {
             None => panic!("the worker did not register within 60 s; its log:\n{}", worker.logs()),
         };
         assert_eq!(registration.worker_id, worker_id, "the worker announced the worker id seeded in worker.json");
-        assert!(
-            registration.register.container_engines.iter().any(|e| e == which.as_str()),
-            "the worker bound to {} reports containerEngines {:?}",
+        assert_eq!(
+            registration.register.container_engines.first().map(String::as_str),
+            Some(which.as_str()),
+            "the worker bound to {} reports it first in containerEngines {:?}",
             which.as_str(),
             registration.register.container_engines
         );
@@ -257,9 +259,16 @@ impl EngineRun {
     /// Sends a command and waits up to `timeout` for its result.
     pub fn command_within(&self, kind: &str, params: Value, timeout: Duration) -> CommandResult {
         let sent = params.to_string();
-        match block_on(self.orchestrator.command(&self.worker_id, kind, params, timeout)) {
+        let started = Instant::now();
+        let answer = block_on(self.orchestrator.command(&self.worker_id, kind, params, timeout));
+        let took = started.elapsed();
+        if took > Duration::from_secs(1) {
+            // Shown with the failure output: where a slow test spends its time.
+            eprintln!("{} {kind} took {took:?}", self.which.as_str());
+        }
+        match answer {
             Ok(result) => result,
-            Err(e) => panic!("{kind} {sent}: no result ({e:?})"),
+            Err(e) => panic!("{kind} {sent}: no result after {took:?} ({e:?})"),
         }
     }
 

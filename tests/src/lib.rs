@@ -28,18 +28,7 @@ pub fn cropscode_bin() -> &'static Path {
         if let Some(bin) = std::env::var_os("CROPSCODE_BIN") {
             return PathBuf::from(bin);
         }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "cropscode", "--bin", "cropscode"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("running cargo build for the cropscode binary");
-        assert!(status.success(), "cargo build -p cropscode failed");
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-        let bin = target.join("debug").join("cropscode");
-        assert!(bin.exists(), "no binary at {}", bin.display());
-        bin
+        cargo_build_cropscode("debug")
     })
 }
 
@@ -47,20 +36,44 @@ pub fn cropscode_bin() -> &'static Path {
 /// process: for measurements (the benchmark), where a debug worker would skew the figures.
 pub fn cropscode_release_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--release", "-p", "cropscode", "--bin", "cropscode"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("running cargo build --release for the cropscode binary");
-        assert!(status.success(), "cargo build --release -p cropscode failed");
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-        let bin = target.join("release").join("cropscode");
-        assert!(bin.exists(), "no binary at {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| cargo_build_cropscode("release"))
+}
+
+/// `cargo build [--release] -p cropscode` in this workspace; the path of the binary.
+fn cargo_build_cropscode(profile: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "cropscode", "--bin", "cropscode"]).current_dir(workspace_root());
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    // Cargo gives a running test its own package's variables (CARGO_MANIFEST_DIR, …); a
+    // build script that watches one (ring's) would see a change and rebuild half the
+    // workspace (~45 s), and the next plain `cargo build` would rebuild it back.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            )
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd.status().expect("running cargo build for the cropscode binary");
+    assert!(status.success(), "cargo build -p cropscode ({profile}) failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let bin = target.join(profile).join("cropscode");
+    assert!(bin.exists(), "no binary at {}", bin.display());
+    bin
 }
 
 /// The architecture the worker under test reports (`std::env::consts::ARCH` of its build): this
@@ -165,7 +178,13 @@ impl WorkerSpec {
         WorkerSpec {
             url: url.into(),
             token: TEST_TOKEN.to_string(),
-            env: vec![("BACKOFF_JITTER".into(), "0".into())],
+            env: vec![
+                ("BACKOFF_JITTER".into(), "0".into()),
+                // Off Podman's supervised service unless a test binds an engine
+                // (`WorkerSpec::engine`): with Podman installed and no socket of its own
+                // answering, a worker would start one per test, ~2 s before it connects.
+                ("PODMAN_PATH".into(), "/nonexistent/podman".into()),
+            ],
             args: vec!["worker".into()],
             home: None,
             worker_id: None,
