@@ -295,3 +295,23 @@ fn every_command_frame_is_audited_once_with_its_outcome() {
     assert_eq!((records[2].id.as_ref(), records[2].command), (None, None));
     assert!(matches!(&records[2].outcome, AuditOutcome::Error(e) if e.code == ErrorCode::InvalidRequest));
 }
+
+#[test]
+fn a_result_too_large_for_one_frame_is_answered_frame_too_large() {
+    let mut t = registered(exact_config());
+    t.command("huge-1");
+    t.take();
+    // 3 MiB of NUL bytes: 18 MiB once JSON-escaped, over the 16 MiB transport cap.
+    let stdout = "\0".repeat(3 << 20);
+    t.session.handle_command_result(t.now, "huge-1".into(), Ok(json!({ "stdout": stdout })));
+    t.drain();
+    let texts = t.take_texts();
+    let answers = results(&texts);
+    assert_eq!(answers.len(), 1, "exactly one result");
+    let (id, ok, frame) = &answers[0];
+    assert_eq!((id.as_str(), *ok), ("huge-1", false));
+    assert_eq!(frame["error"]["code"], "frame_too_large", "{}", frame["error"]);
+    // A re-send gets the same (small) answer.
+    t.command("huge-1");
+    assert_eq!(results(&t.take_texts())[0].2["error"]["code"], "frame_too_large");
+}

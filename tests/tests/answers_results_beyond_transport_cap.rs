@@ -3,10 +3,8 @@
 //! per stream (`maxOutputBytes`), and JSON writes each control byte as a six-byte
 //! `\u0000` escape (invalid UTF-8 as a three-byte U+FFFD), so 4 MiB of NUL bytes on stdout
 //! encode to about 24 MiB: more than the orchestrator accepts in one message.
-//!
-//! Ignored while it fails (reported): the worker sends the oversized frame, the
-//! orchestrator drops the connection, the worker reconnects, and the command never gets
-//! an answer — against "exactly one `result` per command id" (docs/protocol.md, Envelope).
+//! The worker answers such a command `frame_too_large` (docs/protocol.md § Limits,
+//! "result size") instead of sending a frame the orchestrator would drop.
 
 use std::time::Duration;
 
@@ -25,23 +23,19 @@ fn oversized_result(t: &EngineRun) {
         }),
         Duration::from_secs(30),
     );
-    match answer.outcome() {
-        Ok(v) => assert_eq!(v["exitCode"], 0, "exit code"),
-        Err(e) => eprintln!("{}: oversized exec result answered {} {}", t.which.as_str(), e.code, e.message),
-    }
+    let error = answer.outcome().expect_err("4 MiB of NUL bytes cannot fit in one frame");
+    assert_eq!(error.code.as_str(), "frame_too_large", "{}", error.message);
     let dropped = t.orchestrator.events().iter().any(|e| matches!(e.event, Event::Disconnected { .. }));
     assert!(!dropped, "the connection was dropped over the oversized result");
     t.ok("container.list-all", json!({}));
 }
 
 #[test]
-#[ignore = "known failure, reported: an oversized result is never answered"]
 fn docker() {
     oversized_result(&EngineRun::start(EngineName::Docker, "oversized_result"));
 }
 
 #[test]
-#[ignore = "known failure, reported: an oversized result is never answered"]
 fn podman() {
     oversized_result(&EngineRun::start(EngineName::Podman, "oversized_result"));
 }

@@ -40,6 +40,7 @@ use serde_json::Value;
 
 use crate::backoff::Backoff;
 use crate::journal::{Journal, Lookup};
+use crate::protocol::limits::TRANSPORT_MAX_MESSAGE_BYTES;
 use crate::protocol::{
     Command, CommandResult, ErrorCode, ErrorFrame, Heartbeat, Incoming, Outgoing, Progress, Register, Registered,
     Rejected, StreamFrame, WireError, decode_text, encode,
@@ -303,6 +304,7 @@ impl Session {
     pub fn handle_command_result(&mut self, now: Instant, id: String, outcome: Result<Value, WireError>) {
         self.streams.new_turn();
         let outcome = self.stream_command_finished(now, &id, outcome);
+        let outcome = outcome.and_then(fit_in_a_frame);
         let audit = match &outcome {
             Ok(_) => AuditOutcome::Ok,
             Err(error) => AuditOutcome::Error(error.clone()),
@@ -618,6 +620,27 @@ impl Session {
     fn send(&mut self, message: Outgoing) {
         self.transmits.push_back(Pending::Frame(Frame::Text(encode(&message))));
     }
+}
+
+/// A result whose frame would exceed the transport cap (the orchestrator would drop the
+/// connection and the command would never be answered) becomes a `frame_too_large` error,
+/// so every command still gets exactly one result. JSON escaping can make a result several
+/// times larger than its raw bytes (a NUL byte is six), so this is checked on the encoding.
+fn fit_in_a_frame(value: Value) -> Result<Value, WireError> {
+    // Room for the envelope around the payload: `{"type":"result","id":…,"ok":true,"result":…}`.
+    const ENVELOPE: usize = 512;
+    let limit = TRANSPORT_MAX_MESSAGE_BYTES - ENVELOPE;
+    let len = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if len <= limit {
+        return Ok(value);
+    }
+    Err(WireError::new(
+        ErrorCode::FrameTooLarge,
+        alloc::format!(
+            "the result encodes to {len} bytes, more than the {limit}-byte frame limit; ask for less \
+             (e.g. a smaller maxOutputBytes)"
+        ),
+    ))
 }
 
 fn log_dropped_held(dropped: &CommandResult) {
