@@ -18,6 +18,18 @@ fn cpuinfo_count() -> u32 {
     text.lines().filter(|l| l.starts_with("processor")).count() as u32
 }
 
+/// Waits (up to 5 s) for `~/.cropscode/worker.json` under `home` and parses it.
+fn read_worker_json(home: &std::path::Path) -> Option<serde_json::Value> {
+    let path = home.join(".cropscode/worker.json");
+    for _ in 0..100 {
+        if let Ok(value) = std::fs::read_to_string(&path).map(|t| serde_json::from_str(&t)) {
+            return Some(value.expect("worker.json is valid JSON"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 #[test]
 fn registration_carries_every_field_with_real_values() {
     let orchestrator = start_orchestrator();
@@ -40,16 +52,7 @@ fn registration_carries_every_field_with_real_values() {
     assert_eq!(r.worker_id, None, "a first registration announces no id");
 
     // worker.json records the id the orchestrator gave.
-    let path = worker.home().join(".cropscode/worker.json");
-    let mut stored = None;
-    for _ in 0..100 {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            stored = Some(text);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let stored: serde_json::Value = serde_json::from_str(&stored.expect("worker.json written")).expect("valid JSON");
+    let stored = read_worker_json(worker.home()).expect("worker.json written");
     assert_eq!(stored["workerId"], reg.worker_id.as_str());
 
     worker.assert_token_absent();
@@ -62,6 +65,8 @@ fn a_restarted_worker_announces_its_stored_id() {
     let home = TempDir::new("restart-home");
     let mut first = WorkerSpec::new(orchestrator.ws_url()).home(home.path()).spawn();
     let reg1 = wait_registered(&orchestrator, None, Duration::from_secs(30)).expect("first registration");
+    // The id reaches worker.json just after the acknowledgement; stop only once it is there.
+    read_worker_json(home.path()).expect("worker.json written");
     let status = first.stop().expect("the worker stops on SIGTERM");
     assert!(status.success(), "a SIGTERM'd worker exits cleanly, got {status:?}");
 
