@@ -34,19 +34,26 @@ fn issue_4_commands() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The stream commands are not one-shot engine calls: the worker's stream registry
+/// (core) answers them, and the engine only serves the streams it opens. Called as plain
+/// commands they are refused clearly; background execs need the data directory's spool.
 #[test]
-fn stream_commands_on_unknown_targets_are_not_found() {
+fn stream_commands_are_not_plain_engine_calls() {
     smol::block_on(async {
         let worker =
             WorkerEngine::with_endpoint(Endpoint::Unix(common::socket(common::Which::Docker).into()), "w-x").await;
         for (name, params) in issue_4_commands() {
             let error = outcome(&worker, name, params).await.expect_err(name);
-            if name.starts_with("container.exec.background") {
-                // This engine was made without a data directory, where the spool lives.
-                assert_eq!(error.code, ErrorCode::EngineUnavailable, "{name}: {}", error.message);
-                assert!(error.message.contains("DATA_DIR"), "{name}: {}", error.message);
-            } else {
-                assert_eq!(error.code, ErrorCode::NotFound, "{name}: {}", error.message);
+            match name {
+                n if n.starts_with("container.exec.background") => {
+                    assert_eq!(error.code, ErrorCode::EngineUnavailable, "{name}: {}", error.message);
+                    assert!(error.message.contains("DATA_DIR"), "{name}: {}", error.message);
+                }
+                "terminal.resize" => assert_eq!(error.code, ErrorCode::NotFound, "{name}: {}", error.message),
+                _ => {
+                    assert_eq!(error.code, ErrorCode::Internal, "{name}: {}", error.message);
+                    assert!(error.message.contains("stream registry"), "{name}: {}", error.message);
+                }
             }
         }
     });
