@@ -18,7 +18,7 @@
 
 use core::future::{Future, poll_fn};
 use core::pin::pin;
-use core::task::Poll;
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use crate::dispatch::{Running, dispatch};
@@ -36,6 +36,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most stream output read from the engine at once.
 const READ_CHUNK: usize = 32 * 1024;
+
+/// Extra reads of a stream whose output is ready at once, after the one that woke the loop.
+const READ_ON_MAX: usize = 8;
 
 /// What ended a wait.
 enum Wake<T> {
@@ -224,7 +227,8 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                 session.handle_disconnected(now, &error);
             }
             Wake::Read(channel, StreamRead::Data(n)) => {
-                session.handle_stream_data(now, channel, &scratch[..n.min(READ_CHUNK)])
+                session.handle_stream_data(now, channel, &scratch[..n.min(READ_CHUNK)]);
+                read_on(session, engine, channel, &mut scratch, now);
             }
             Wake::Read(channel, StreamRead::End { exit_code }) => session.handle_stream_end(now, channel, exit_code),
             Wake::Wrote(channel, StreamWrite::Written(n)) => session.handle_stream_written(now, channel, n),
@@ -234,7 +238,25 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
     }
 }
 
-/// Sends one frame, giving up after `timeout`.
+/// Takes more output of `channel` that is ready at once (as far as its window
+/// allows, at most a few reads), so output leaves in full frames and a fast
+/// stream does not cost a loop turn per read. What is not ready waits for the
+/// next turn, which polls every stream with the real waker again.
+fn read_on<E: Engine>(session: &mut Session, engine: &E, channel: u32, scratch: &mut [u8], now: crate::Instant) {
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..READ_ON_MAX {
+        let Some((_, max)) = session.stream_reads().find(|(c, _)| *c == channel) else { return };
+        let buf = &mut scratch[..max.min(READ_CHUNK)];
+        match engine.poll_stream_read(channel, &mut cx, buf) {
+            Poll::Ready(StreamRead::Data(n)) => session.handle_stream_data(now, channel, &buf[..n.min(buf.len())]),
+            Poll::Ready(StreamRead::End { exit_code }) => return session.handle_stream_end(now, channel, exit_code),
+            Poll::Pending => return,
+        }
+    }
+}
+
+/// Sends one frame, giving up after `timeout`. The timer is armed only when
+/// the frame cannot be sent at once.
 async fn send<T: Transport, K: Clock>(
     transport: &mut T,
     frame: Frame,
@@ -242,12 +264,17 @@ async fn send<T: Transport, K: Clock>(
     timeout: Duration,
 ) -> Result<(), TransportError> {
     let mut sending = pin!(transport.send(frame));
-    let mut expired = pin!(clock.sleep_until(clock.now() + timeout));
+    let mut expired = pin!(None);
     poll_fn(|cx| {
         if let Poll::Ready(result) = sending.as_mut().poll(cx) {
             return Poll::Ready(result);
         }
-        if expired.as_mut().poll(cx).is_ready() {
+        if expired.is_none() {
+            expired.set(Some(clock.sleep_until(clock.now() + timeout)));
+        }
+        if let Some(expired) = expired.as_mut().as_pin_mut()
+            && expired.poll(cx).is_ready()
+        {
             return Poll::Ready(Err(TransportError::Timeout));
         }
         Poll::Pending

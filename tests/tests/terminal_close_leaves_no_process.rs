@@ -1,5 +1,6 @@
 //! Every way a terminal ends leaves nothing running in the container or the
-//! engine: `terminal.close` (with a foreground and a background job running),
+//! engine: `terminal.close` (with a foreground job, a background job and one
+//! that ignores `HUP` running),
 //! the shell exiting with a background job left behind, the container
 //! stopping (the session ends with an end frame), and the worker shutting down.
 
@@ -64,6 +65,8 @@ fn close_paths(t: &mut EngineRun) {
     // terminal.close with a background job and a foreground command running.
     let mut term = open(t, &id);
     term.run("sleep 1001 &", "prompt> ");
+    // A job deaf to the hang-up: only the KILL that follows ends it.
+    term.run("(trap '' HUP; exec sleep 1000) &", "prompt> ");
     term.send(b"sleep 1002\r");
     std::thread::sleep(Duration::from_millis(300));
     assert!(direct_ps(t, &id).contains("sleep 1002"));

@@ -159,8 +159,13 @@ pub async fn run_worker_async<E: Engine>(
     on_event: &mut dyn FnMut(&Event),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let WorkerOptions { url, token, ca_file, connect_timeout, data_dir, session, mut register, containers_running } =
+    let WorkerOptions { url, token, ca_file, connect_timeout, data_dir, mut session, mut register, containers_running } =
         options;
+    if session.streams.id_seed == 0 {
+        // Terminal session ids must not repeat across worker runs: a stale re-attach
+        // would otherwise name a new session.
+        session.streams.id_seed = stream_id_seed();
+    }
     let mut connector = WsConnector::new(&url, token)?.with_connect_timeout(connect_timeout);
     if let Some(ca_file) = &ca_file {
         connector = connector.with_ca_file(ca_file)?;
@@ -172,4 +177,10 @@ pub async fn run_worker_async<E: Engine>(
     tracing::info!(url = %connector.url(), "worker starting");
     cropscode_core::run(&mut session, &connector, engine, &clock, &mut probe, on_event, shutdown).await;
     Ok(())
+}
+
+/// Differs between worker runs (start time and process id), for session ids.
+fn stream_id_seed() -> u64 {
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
+    (micros as u64) ^ (u64::from(std::process::id()) << 52)
 }

@@ -40,6 +40,8 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 const SIGKILL: u8 = 9;
 const RECORD: &str = "exec.json";
+/// Ended execs whose spools are kept; older ones are removed when a new exec starts.
+const KEEP_ENDED: usize = 256;
 
 /// What the worker remembers of one background exec (`exec.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +146,30 @@ impl BackgroundExecs {
         Ok(record)
     }
 
+    /// Removes the spools of the oldest ended execs beyond [`KEEP_ENDED`].
+    fn prune(&self, keep: &str) {
+        let Ok(dir) = self.dir() else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut ended: Vec<(u64, String)> = entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|exec_id| exec_id != keep)
+            .filter_map(|exec_id| self.load(&exec_id, None).ok())
+            .filter(|record| !record.running)
+            .map(|record| (record.started_at, record.exec_id))
+            .collect();
+        if ended.len() <= KEEP_ENDED {
+            return;
+        }
+        ended.sort();
+        for (_, exec_id) in &ended[..ended.len() - KEEP_ENDED] {
+            if let Ok(path) = self.record_path(exec_id) {
+                tracing::debug!(exec = %exec_id, "removing the spool of an old background exec");
+                let _ = std::fs::remove_dir_all(path);
+            }
+        }
+    }
+
     fn is_pumping(&self, exec_id: &str) -> bool {
         self.pumping.lock().map(|p| p.contains(exec_id)).unwrap_or(false)
     }
@@ -192,6 +218,7 @@ impl BackgroundExecs {
             signal: None,
         };
         self.store(&record)?;
+        self.prune(&exec_id);
         let output = client.start_exec(&engine_exec_id, false).await?;
         self.pumping.lock().unwrap_or_else(|e| e.into_inner()).insert(exec_id.clone());
         let task = smol::spawn(self.clone().pump(client, record.clone(), output, spool));

@@ -20,8 +20,9 @@
 //!
 //! Every stream ends exactly once, through [`LiveStreams::poll_read`]: on end
 //! of output (the shell exited, the container stopped, the server closed), or
-//! after [`LiveStreams::close`] finished ending it. Nothing the worker started
-//! is left running.
+//! after [`LiveStreams::close`] finished ending it. The end of a terminal is
+//! reported only once its leftover processes were ended too, so when the
+//! orchestrator hears of it nothing the worker started is left running.
 
 mod api;
 pub(crate) mod background;
@@ -114,8 +115,12 @@ enum Phase {
     Flowing,
     /// Being ended: the closer signals the processes (terminal) or has shut the socket.
     Closing(smol::Task<()>),
-    /// Output ended; the exit code is being read.
-    Ending(smol::Task<Option<i32>>),
+    /// Output ended; the exit code is being read and the session's leftover
+    /// processes ended. The end is reported once both are done.
+    Ending {
+        exit_code: smol::Task<Option<i32>>,
+        cleanup: Option<smol::Task<()>>,
+    },
 }
 
 struct Live {
@@ -129,8 +134,6 @@ struct Live {
 #[derive(Clone, Default)]
 pub(crate) struct LiveStreams {
     live: Arc<Mutex<HashMap<u32, Live>>>,
-    /// Closers still running, awaited on shutdown.
-    closers: Arc<Mutex<Vec<smol::Task<()>>>>,
 }
 
 impl LiveStreams {
@@ -165,7 +168,13 @@ impl LiveStreams {
                                 tracing::debug!(channel, %error, "stream read failed; ending it");
                             }
                             live.pipe = None;
-                            live.phase = Phase::Ending(exit_code(live.exec.clone()));
+                            let cleanup = match std::mem::replace(&mut live.phase, Phase::Flowing) {
+                                // Still ending the session's processes: let it finish.
+                                Phase::Closing(closer) => Some(closer),
+                                // The shell is gone; whatever it left behind goes too.
+                                _ => live.exec.clone().map(|exec| smol::spawn(terminal::reap(exec))),
+                            };
+                            live.phase = Phase::Ending { exit_code: exit_code(live.exec.clone()), cleanup };
                         }
                         Poll::Pending => {
                             // A closer that finished (or gave up) ends the stream even if the
@@ -175,17 +184,19 @@ impl LiveStreams {
                                 return Poll::Pending;
                             }
                             live.pipe = None;
-                            live.phase = Phase::Ending(exit_code(live.exec.clone()));
+                            live.phase = Phase::Ending { exit_code: exit_code(live.exec.clone()), cleanup: None };
                         }
                     }
                 }
-                Phase::Ending(task) => {
-                    let Poll::Ready(exit_code) = Pin::new(task).poll(cx) else { return Poll::Pending };
-                    let ended = table.remove(&channel);
-                    if let Some(exec) = ended.and_then(|live| live.exec) {
-                        // The shell is gone; whatever it left behind goes too.
-                        self.keep_closer(smol::spawn(terminal::reap(exec)));
+                Phase::Ending { exit_code, cleanup } => {
+                    if let Some(task) = cleanup {
+                        if Pin::new(task).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        *cleanup = None;
                     }
+                    let Poll::Ready(exit_code) = Pin::new(exit_code).poll(cx) else { return Poll::Pending };
+                    table.remove(&channel);
                     return Poll::Ready(StreamRead::End { exit_code });
                 }
             }
@@ -229,21 +240,14 @@ impl LiveStreams {
         live.phase = Phase::Closing(closer);
     }
 
-    fn keep_closer(&self, task: smol::Task<()>) {
-        let mut closers = self.closers.lock().unwrap_or_else(|e| e.into_inner());
-        closers.retain(|t| !t.is_finished());
-        closers.push(task);
-    }
-
     /// Ends every stream and waits (bounded) until their processes are gone.
     pub(crate) async fn shutdown(&self) {
+        // Whatever was under way is replaced by a complete ending of each terminal.
         let execs: Vec<ExecHandle> = {
             let mut table = self.lock();
             table.drain().filter_map(|(_, live)| live.exec).collect()
         };
-        let mut tasks: Vec<smol::Task<()>> =
-            std::mem::take(&mut *self.closers.lock().unwrap_or_else(|e| e.into_inner()));
-        tasks.extend(execs.into_iter().map(|exec| smol::spawn(terminal::end(exec))));
+        let tasks: Vec<smol::Task<()>> = execs.into_iter().map(|exec| smol::spawn(terminal::end(exec))).collect();
         let all = async {
             for task in tasks {
                 task.await;
