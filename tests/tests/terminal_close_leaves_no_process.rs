@@ -1,6 +1,7 @@
 //! Every way a terminal ends leaves nothing running in the container or the
 //! engine: `terminal.close` (with a foreground job, a background job and one
-//! that ignores `HUP` running),
+//! that ignores `HUP` running; also in a container with every capability
+//! dropped, where only the session's own user can end its processes),
 //! the shell exiting with a background job left behind, the container
 //! stopping (the session ends with an end frame), and the worker shutting down.
 
@@ -91,6 +92,33 @@ fn close_paths(t: &mut EngineRun) {
     let end = term.wait_end(WAIT);
     assert_eq!(end["reason"], "exited", "{end}");
     t.fails_with("not_found", "terminal.close", json!({ "sessionId": term.session_id }));
+
+    // A hardened container (every capability dropped, uid 1000): root could not
+    // touch the session's processes there; their own user can.
+    let created = t.ok(
+        "container.create",
+        json!({
+            "image": BUSYBOX, "tenant": tenant, "name": t.name("hardened"), "labels": t.labels(), "pull": "never",
+            "command": ["sleep", "3600"], "user": "1000", "capDrop": ["ALL"], "securityOpt": ["no-new-privileges"],
+        }),
+    );
+    let hardened = created["containerId"].as_str().expect("containerId").to_string();
+    t.ok("container.start", json!({ "containerId": hardened }));
+    let mut term = open(t, &hardened);
+    term.run("sleep 1008 &", "prompt> ");
+    term.send(b"sleep 1009\r");
+    std::thread::sleep(Duration::from_millis(300));
+    t.ok("terminal.close", json!({ "sessionId": term.session_id }));
+    wait_gone(t, &hardened, "sleep 10");
+    let started = t.ok(
+        "container.exec.background",
+        json!({ "containerId": hardened, "command": ["sh", "-c", "sleep 1010 & sleep 1011; wait"] }),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(direct_ps(t, &hardened).contains("sleep 1011"));
+    let killed = t.ok("container.exec.background.kill", json!({ "execId": started["execId"] }));
+    assert_eq!(killed["signal"], "TERM", "{killed}");
+    wait_gone(t, &hardened, "sleep 101");
 
     // The worker shuts down: its sessions end first.
     t.ok("container.start", json!({ "containerId": id }));

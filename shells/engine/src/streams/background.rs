@@ -27,7 +27,7 @@ use cropscode_core::protocol::commands::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::signals::{EXEC_MARKER, signal_marked, signal_name, signal_number, signal_of_exit};
+use super::signals::{EXEC_MARKER, Marked, signal_marked, signal_name, signal_number, signal_of_exit};
 use super::spool::{self, SpoolWriter};
 use crate::worker::{Failure, Outcome};
 use crate::{EngineClient, ExecSpec, OutputKind, OutputStream, WorkerEngine};
@@ -52,6 +52,9 @@ struct ExecRecord {
     container_id: String,
     tenant: Option<String>,
     command: Vec<String>,
+    /// The user it runs as (`None`: the container's).
+    #[serde(default)]
+    user: Option<String>,
     started_at: u64,
     /// The command runs (as far as the worker knows).
     running: bool,
@@ -212,6 +215,7 @@ impl BackgroundExecs {
             container_id: owned.id.clone(),
             tenant,
             command: request.command,
+            user: request.user.clone(),
             started_at: now.as_secs(),
             running: true,
             exit_code: None,
@@ -305,28 +309,18 @@ impl BackgroundExecs {
             Failure::wire(ErrorCode::InvalidRequest, format!("`signal`: unknown signal {:?}", request.signal))
         })?;
         let mut sent = vec![signal];
-        signal_marked(
-            &client,
-            &record.container_id,
-            EXEC_MARKER,
-            &record.exec_id,
-            signal,
-            Some(&record.engine_exec_id),
-        )
-        .await?;
+        let target = Marked {
+            marker: EXEC_MARKER,
+            value: &record.exec_id,
+            user: record.user.as_deref(),
+            exec_id: Some(&record.engine_exec_id),
+        };
+        signal_marked(&client, &record.container_id, &target, signal).await?;
         let grace = request.grace_ms.map(Duration::from_millis);
         let mut stopped = self.wait_stopped(&client, &record, grace.unwrap_or(KILL_WAIT)).await;
         if !stopped && grace.is_some() {
             sent.push(SIGKILL);
-            signal_marked(
-                &client,
-                &record.container_id,
-                EXEC_MARKER,
-                &record.exec_id,
-                SIGKILL,
-                Some(&record.engine_exec_id),
-            )
-            .await?;
+            signal_marked(&client, &record.container_id, &target, SIGKILL).await?;
             stopped = self.wait_stopped(&client, &record, KILL_WAIT).await;
         }
         if !stopped {

@@ -108,6 +108,8 @@ struct ExecHandle {
     container: String,
     exec_id: String,
     session_id: String,
+    /// The user the shell runs as (`None`: the container's).
+    user: Option<String>,
 }
 
 /// Where a stream is.

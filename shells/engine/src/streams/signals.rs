@@ -6,13 +6,16 @@
 //! terminal, `CROPSCODE_EXEC=<id>` for a background exec), which its children
 //! inherit, so "the process and its children" is "every process whose
 //! environment holds the marker" — found through `/proc/<pid>/environ` by a
-//! small `sh` script exec'd in the container as uid 0. That works the same on
+//! small `sh` script exec'd in the container as the processes' own user, then
+//! as uid 0. That works the same on
 //! Docker and Podman, rootful or rootless, and wherever the engine runs
 //! (also in a VM). A container without `sh` falls back to signalling the
 //! exec's own process from the host, when the engine runs on this Linux
 //! machine and the process is provably in the container's PID namespace.
 
 use std::time::Duration;
+
+use cropscode_core::protocol::ErrorCode;
 
 use crate::{EngineClient, EngineError, ExecLimits, ExecSpec, Result};
 
@@ -112,41 +115,78 @@ pub(crate) fn signal_of_exit(code: i64) -> Option<u8> {
 }
 
 /// Sends `signal` to every process in `container` whose environment holds
-/// `marker=value`; returns how many were signalled. Falls back to the exec's
-/// own process from the host (see the module docs) when `sh` is missing.
+/// `marker=value`; returns how many were signalled. The script runs as `user`
+/// (the user the processes were started as; `None`: the container's), then as
+/// uid 0 for processes that changed user: with every capability dropped (the
+/// `restricted` floor), root can neither read nor signal another uid's
+/// processes. Falls back to the exec's own process from the host (see the
+/// module docs) when the script cannot run at all (no `sh`).
 pub(crate) async fn signal_marked(
     client: &EngineClient,
     container: &str,
-    marker: &str,
-    value: &str,
+    target: &Marked<'_>,
     signal: u8,
-    exec_id: Option<&str>,
 ) -> Result<u32> {
+    let users: Vec<Option<&str>> = match target.user {
+        Some("0" | "root") => vec![Some("0")],
+        user => vec![user, Some("0")],
+    };
+    let (mut ran, mut total) = (false, 0);
+    for user in users {
+        match signal_as(client, container, target, signal, user).await {
+            Ok(Some(count)) => {
+                ran = true;
+                total += count;
+            }
+            Ok(None) => {}
+            Err(error) if matches!(error.code(), ErrorCode::NotFound | ErrorCode::Conflict) => return Err(error),
+            Err(error) => tracing::debug!(container, %error, "signalling by marker failed"),
+        }
+    }
+    if ran {
+        return Ok(total);
+    }
+    tracing::debug!(container, "signalling by marker is not possible; trying from the host");
+    signal_from_host(client, container, target.exec_id, signal).await
+}
+
+/// What to signal: the processes carrying `marker=value`, started as `user` by exec `exec_id`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Marked<'a> {
+    pub marker: &'a str,
+    pub value: &'a str,
+    pub user: Option<&'a str>,
+    pub exec_id: Option<&'a str>,
+}
+
+/// Runs the marker script once as `user`: `Some(count)`, or `None` when it could not run.
+async fn signal_as(
+    client: &EngineClient,
+    container: &str,
+    target: &Marked<'_>,
+    signal: u8,
+    user: Option<&str>,
+) -> Result<Option<u32>> {
     let spec = ExecSpec {
         cmd: vec![
             "sh".into(),
             "-c".into(),
             SIGNAL_MARKED.into(),
             "sh".into(),
-            format!("{marker}={value}"),
+            format!("{}={}", target.marker, target.value),
             signal.to_string(),
         ],
-        user: Some("0".into()),
+        user: user.map(String::from),
         ..ExecSpec::default()
     };
     let limits = ExecLimits { output_limit: 64, timeout: Duration::from_secs(10) };
-    match client.exec(container, &spec, limits).await {
-        Ok(out) if out.exit_code == 0 => Ok(String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)),
-        Ok(out) => {
-            tracing::debug!(container, exit = out.exit_code, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "signalling by marker failed; trying from the host");
-            signal_from_host(client, container, exec_id, signal).await
-        }
-        Err(error) if error.is_not_found() => Err(error),
-        Err(error) => {
-            tracing::debug!(container, %error, "signalling by marker failed; trying from the host");
-            signal_from_host(client, container, exec_id, signal).await.or(Err(error))
-        }
+    let out = client.exec(container, &spec, limits).await?;
+    if out.exit_code != 0 {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        tracing::debug!(container, user, exit = out.exit_code, stderr = %stderr.trim(), "the marker script failed");
+        return Ok(None);
     }
+    Ok(Some(String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)))
 }
 
 /// Signals the exec's own process by its host PID, when that is provably the

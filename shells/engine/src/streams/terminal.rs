@@ -14,7 +14,7 @@ use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::{TerminalOpen, TerminalResize, TerminalResizeResult};
 use cropscode_core::stream::StreamId;
 
-use super::signals::{SESSION_MARKER, signal_marked};
+use super::signals::{Marked, SESSION_MARKER, signal_marked};
 use super::{ExecHandle, Live, LiveStreams, Phase, Pipe};
 use crate::worker::{Failure, Outcome};
 use crate::{ExecSpec, WorkerEngine};
@@ -65,7 +65,13 @@ impl LiveStreams {
             exec = %exec_id,
             "terminal opened"
         );
-        let exec = ExecHandle { client, container: owned.id, exec_id, session_id: stream.session_id.clone() };
+        let exec = ExecHandle {
+            client,
+            container: owned.id,
+            exec_id,
+            session_id: stream.session_id.clone(),
+            user: request.user.clone(),
+        };
         self.insert(
             stream.channel,
             Live { session_id: stream.session_id, pipe: Some(Pipe::Exec(io)), exec: Some(exec), phase: Phase::Flowing },
@@ -108,9 +114,13 @@ pub(super) async fn reap(exec: ExecHandle) {
 }
 
 async fn signal(exec: &ExecHandle, signal: u8) -> u32 {
-    match signal_marked(&exec.client, &exec.container, SESSION_MARKER, &exec.session_id, signal, Some(&exec.exec_id))
-        .await
-    {
+    let target = Marked {
+        marker: SESSION_MARKER,
+        value: &exec.session_id,
+        user: exec.user.as_deref(),
+        exec_id: Some(&exec.exec_id),
+    };
+    match signal_marked(&exec.client, &exec.container, &target, signal).await {
         Ok(count) => count,
         // The container is gone or stopped, and its processes with it.
         Err(error) if matches!(error.code(), ErrorCode::NotFound | ErrorCode::Conflict) => 0,
