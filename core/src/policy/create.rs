@@ -108,15 +108,26 @@ impl Constraints {
     }
 }
 
-/// The engine's name of the volume `source` of `tenant` under `restricted`:
-/// `cs-<escaped tenant>.<source>`, escaped like container names (`_` `.` `:`
-/// `@` become `_u` `_d` `_c` `_a`), so no tenant can name another's volume.
+/// The engine's name of the volume `source` of `tenant` under `restricted`: the same
+/// tenant-scoped form as container names ([`tenant_scoped_name`]).
 pub fn tenant_volume_name(tenant: &str, source: &str) -> String {
-    format!("{}{source}", tenant_volume_prefix(tenant))
+    tenant_scoped_name(tenant, source)
+}
+
+/// The engine-side name of `name` owned by `tenant` (containers, and volumes under
+/// `restricted`): `cs-<escaped tenant>.<name>`. In the tenant, `_` `.` `:` `@` become
+/// `_u` `_d` `_c` `_a`, which leaves the tenant part free of `.` and inside the engines'
+/// name alphabet, so no tenant can name another tenant's object. The one definition both
+/// the policy and the engine use.
+pub fn tenant_scoped_name(tenant: &str, name: &str) -> String {
+    let mut out = tenant_volume_prefix(tenant);
+    out.push_str(name);
+    out
 }
 
 fn tenant_volume_prefix(tenant: &str) -> String {
-    let mut out = String::from("cs-");
+    let mut out = String::with_capacity(3 + tenant.len() * 2 + 1);
+    out.push_str("cs-");
     for c in tenant.chars() {
         match c {
             '_' => out.push_str("_u"),

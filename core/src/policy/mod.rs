@@ -54,7 +54,7 @@ mod process;
 #[cfg(test)]
 mod fixtures;
 
-pub use create::{Constraints, tenant_volume_name};
+pub use create::{Constraints, tenant_scoped_name, tenant_volume_name};
 pub use engine::PolicedEngine;
 
 /// The least the machine's owner accepts (`SECURITY_FLOOR`).

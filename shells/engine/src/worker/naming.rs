@@ -18,29 +18,14 @@ pub const LABEL_NAME: &str = "cropscode.name";
 /// container created from it, by anyone, look like this worker's); builds set it empty.
 pub const LABEL_BUILT_BY: &str = "cropscode.built-by";
 
-/// Prefix of every engine-side container name the worker chooses.
-const PREFIX: &str = "cs-";
-
-/// The engine's name for the container `name` of `tenant`: `cs-<escaped tenant>.<name>`.
+/// The engine's name for the container `name` of `tenant`: `cs-<escaped tenant>.<name>`,
+/// the tenant-scoped form the security policy uses for volumes too
+/// ([`cropscode_core::policy::tenant_scoped_name`]).
 ///
 /// Tenants are `[a-zA-Z0-9][a-zA-Z0-9_.:@-]*`, container names `[a-zA-Z0-9][a-zA-Z0-9_.-]*`
-/// (the engines' own rule). In the tenant, `_` `.` `:` `@` become `_u` `_d` `_c` `_a`, which
-/// leaves the tenant part free of `.` and inside the engines' name alphabet.
+/// (the engines' own rule).
 pub fn engine_name(tenant: &str, name: &str) -> String {
-    let mut out = String::with_capacity(PREFIX.len() + tenant.len() * 2 + 1 + name.len());
-    out.push_str(PREFIX);
-    for c in tenant.chars() {
-        match c {
-            '_' => out.push_str("_u"),
-            '.' => out.push_str("_d"),
-            ':' => out.push_str("_c"),
-            '@' => out.push_str("_a"),
-            c => out.push(c),
-        }
-    }
-    out.push('.');
-    out.push_str(name);
-    out
+    cropscode_core::policy::tenant_scoped_name(tenant, name)
 }
 
 /// The labels a container of this worker carries: the request's own, then the worker's
