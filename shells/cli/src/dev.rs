@@ -148,7 +148,7 @@ fn summary(event: &Event, http_url: &str) -> Option<String> {
 /// The environment the dev worker's configuration is resolved from: the
 /// user's logging and timing variables, nothing that points at real files.
 fn dev_env(scratch: &Path, ws_url: &str, token: &str) -> Env {
-    const KEPT: [Key; 9] = [
+    const KEPT: [Key; 12] = [
         Key::LogFormat,
         Key::LogLevel,
         Key::HeartbeatInterval,
@@ -158,6 +158,9 @@ fn dev_env(scratch: &Path, ws_url: &str, token: &str) -> Env {
         Key::BackoffJitter,
         Key::SecurityFloor,
         Key::ContainerEngine,
+        Key::AllowedBindRoots,
+        Key::HostPortRange,
+        Key::TerminalIdleTimeout,
     ];
     let process = Env::from_process();
     let kept: Vec<(&str, String)> = KEPT

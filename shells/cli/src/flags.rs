@@ -67,6 +67,15 @@ macro_rules! config_flags {
             /// randomised fraction of each reconnect delay, 0 to 1 (BACKOFF_JITTER)
             #[argh(option)]
             pub backoff_jitter: Option<String>,
+            /// host directories, comma-separated, under which bind mounts are allowed (ALLOWED_BIND_ROOTS)
+            #[argh(option)]
+            pub allowed_bind_roots: Option<String>,
+            /// host ports containers may publish, e.g. 1024-65535 (HOST_PORT_RANGE)
+            #[argh(option)]
+            pub host_port_range: Option<String>,
+            /// how long a detached terminal stays alive, e.g. 10m (TERMINAL_IDLE_TIMEOUT)
+            #[argh(option)]
+            pub terminal_idle_timeout: Option<String>,
             $($fields)*
         }
 
@@ -91,7 +100,10 @@ macro_rules! config_flags {
                     .set(Key::LivenessTimeout, self.liveness_timeout.as_ref())
                     .set(Key::RegisterTimeout, self.register_timeout.as_ref())
                     .set(Key::BackoffMax, self.backoff_max.as_ref())
-                    .set(Key::BackoffJitter, self.backoff_jitter.as_ref());
+                    .set(Key::BackoffJitter, self.backoff_jitter.as_ref())
+                    .set(Key::AllowedBindRoots, self.allowed_bind_roots.as_ref())
+                    .set(Key::HostPortRange, self.host_port_range.as_ref())
+                    .set(Key::TerminalIdleTimeout, self.terminal_idle_timeout.as_ref());
                 flags
             }
         }

@@ -161,6 +161,11 @@ fn rows(config: &Config, hostname: &str) -> Vec<Row> {
             Key::RegisterTimeout => row(key, &config.register_timeout, duration),
             Key::BackoffMax => row(key, &config.backoff_max, duration),
             Key::BackoffJitter => row(key, &config.backoff_jitter, ToString::to_string),
+            Key::AllowedBindRoots => row(key, &config.allowed_bind_roots, |roots: &Vec<String>| {
+                if roots.is_empty() { "none (every bind mount refused)".into() } else { roots.join(",") }
+            }),
+            Key::HostPortRange => row(key, &config.host_port_range, |(low, high): &(u16, u16)| format!("{low}-{high}")),
+            Key::TerminalIdleTimeout => row(key, &config.terminal_idle_timeout, duration),
         })
         .collect()
 }

@@ -25,6 +25,7 @@ use cropscode_core::backoff::BackoffConfig;
 use cropscode_core::policy::{PolicedEngine, Policy, PolicyConfig, SecurityFloor};
 use cropscode_core::protocol::{Limits, Mode, PROTOCOL_VERSION, Register};
 use cropscode_core::session::{Event, SessionConfig};
+use cropscode_core::stream::StreamConfig;
 use cropscode_engine::{EngineOptions, WorkerEngine};
 use cropscode_runtime::{AuditLog, RunError, SystemInfo};
 
@@ -128,7 +129,15 @@ pub fn policy(config: &Config) -> Policy {
     let mut protected = vec![config.data_dir.value.clone()];
     protected.extend(config.paths.byom_dir.clone());
     let protected_paths = protected.iter().filter_map(|p| p.to_str()).map(String::from).collect();
-    Policy::with_config(floor, PolicyConfig { protected_paths, ..PolicyConfig::default() })
+    let (host_port_min, host_port_max) = config.host_port_range.value;
+    let settings = PolicyConfig {
+        protected_paths,
+        allowed_bind_roots: config.allowed_bind_roots.value.clone(),
+        host_port_min,
+        host_port_max,
+        ..PolicyConfig::default()
+    };
+    Policy::with_config(floor, settings)
         .with_host_path_resolver(|path| std::fs::canonicalize(path).ok()?.to_str().map(String::from))
 }
 
@@ -191,6 +200,7 @@ pub fn session_config(config: &Config) -> SessionConfig {
             seed: jitter_seed(),
             ..BackoffConfig::DEFAULT
         },
+        streams: StreamConfig { idle_timeout: config.terminal_idle_timeout.value, ..StreamConfig::DEFAULT },
         ..SessionConfig::DEFAULT
     }
 }

@@ -63,3 +63,30 @@ fn plain_ws_to_a_remote_host_is_refused_at_startup() {
     let run = home.run(&["status", "--url", "ws://example.com/worker"], &[]);
     assert_config_error(&run, "ORCHESTRATOR_WS_URL (flag --url): ");
 }
+
+#[test]
+fn bad_policy_settings() {
+    let home = Home::new("bad-policy");
+    let run = home.run(&["status", "--offline"], &[("HOST_PORT_RANGE", "9000-80")]);
+    assert_config_error(&run, "HOST_PORT_RANGE (environment): expected a port range like 1024-65535, got '9000-80'");
+    let run = home.run(&["status", "--offline", "--allowed-bind-roots", "/srv,data"], &[]);
+    assert_config_error(&run, "ALLOWED_BIND_ROOTS (flag --allowed-bind-roots): expected absolute paths");
+    let run = home.run(&["worker"], &[("TERMINAL_IDLE_TIMEOUT", "forever")]);
+    assert_config_error(&run, "TERMINAL_IDLE_TIMEOUT (environment): expected a duration");
+}
+
+#[test]
+fn policy_settings_are_shown_with_their_sources() {
+    let home = Home::new("policy-status");
+    let run = home.run(
+        &["status", "--offline", "--host-port-range", "8000-8099"],
+        &[("ALLOWED_BIND_ROOTS", "/srv/shared,/mnt/data"), ("TERMINAL_IDLE_TIMEOUT", "2m")],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    for expected in ["/srv/shared,/mnt/data", "8000-8099", "2m"] {
+        assert!(run.stdout.contains(expected), "`{expected}` missing from:\n{}", run.stdout);
+    }
+    let defaults = home.run(&["status", "--offline"], &[]);
+    assert!(defaults.stdout.contains("none (every bind mount refused)"), "{}", defaults.stdout);
+    assert!(defaults.stdout.contains("1024-65535"), "{}", defaults.stdout);
+}

@@ -65,11 +65,17 @@ pub enum Key {
     BackoffMax,
     /// `BACKOFF_JITTER`
     BackoffJitter,
+    /// `ALLOWED_BIND_ROOTS`
+    AllowedBindRoots,
+    /// `HOST_PORT_RANGE`
+    HostPortRange,
+    /// `TERMINAL_IDLE_TIMEOUT`
+    TerminalIdleTimeout,
 }
 
 impl Key {
     /// Every key, in the order `status` shows them.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 20] = [
         Key::AgentMode,
         Key::AgentConfig,
         Key::OrchestratorWsUrl,
@@ -79,6 +85,8 @@ impl Key {
         Key::PodmanPath,
         Key::ContainerEngine,
         Key::SecurityFloor,
+        Key::AllowedBindRoots,
+        Key::HostPortRange,
         Key::OrchestratorCaFile,
         Key::LogFormat,
         Key::LogLevel,
@@ -87,6 +95,7 @@ impl Key {
         Key::RegisterTimeout,
         Key::BackoffMax,
         Key::BackoffJitter,
+        Key::TerminalIdleTimeout,
     ];
 
     /// The environment variable, which is also the key in `config.json`.
@@ -109,6 +118,9 @@ impl Key {
             Key::RegisterTimeout => "REGISTER_TIMEOUT",
             Key::BackoffMax => "BACKOFF_MAX",
             Key::BackoffJitter => "BACKOFF_JITTER",
+            Key::AllowedBindRoots => "ALLOWED_BIND_ROOTS",
+            Key::HostPortRange => "HOST_PORT_RANGE",
+            Key::TerminalIdleTimeout => "TERMINAL_IDLE_TIMEOUT",
         }
     }
 
@@ -132,6 +144,9 @@ impl Key {
             Key::RegisterTimeout => "--register-timeout",
             Key::BackoffMax => "--backoff-max",
             Key::BackoffJitter => "--backoff-jitter",
+            Key::AllowedBindRoots => "--allowed-bind-roots",
+            Key::HostPortRange => "--host-port-range",
+            Key::TerminalIdleTimeout => "--terminal-idle-timeout",
         })
     }
 
@@ -348,6 +363,12 @@ pub struct Config {
     pub backoff_max: Setting<Duration>,
     /// `BACKOFF_JITTER`.
     pub backoff_jitter: Setting<f32>,
+    /// `ALLOWED_BIND_ROOTS`: host directories under which `baseline` allows bind mounts.
+    pub allowed_bind_roots: Setting<Vec<String>>,
+    /// `HOST_PORT_RANGE`: the host ports containers may publish, inclusive.
+    pub host_port_range: Setting<(u16, u16)>,
+    /// `TERMINAL_IDLE_TIMEOUT`: how long a detached terminal stays alive.
+    pub terminal_idle_timeout: Setting<Duration>,
     /// The agent's own files.
     pub paths: Paths,
 }
@@ -369,6 +390,10 @@ pub mod defaults {
     pub const BACKOFF_JITTER: f32 = 1.0;
     /// `LOG_LEVEL`.
     pub const LOG_LEVEL: &str = "info";
+    /// `HOST_PORT_RANGE`: unprivileged ports only.
+    pub const HOST_PORT_RANGE: (u16, u16) = (1024, u16::MAX);
+    /// `TERMINAL_IDLE_TIMEOUT`: 10 minutes.
+    pub const TERMINAL_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 }
 
 impl Config {

@@ -178,6 +178,30 @@ impl fmt::Display for SecurityFloor {
     }
 }
 
+/// A comma-separated list of absolute paths (`ALLOWED_BIND_ROOTS`); empty means none.
+pub fn absolute_paths(text: &str) -> Result<Vec<String>, String> {
+    let mut paths = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !std::path::Path::new(part).is_absolute() {
+            return Err(format!("expected absolute paths separated by commas, got '{}'", part.escape_debug()));
+        }
+        paths.push(part.to_owned());
+    }
+    Ok(paths)
+}
+
+/// An inclusive port range `LOW-HIGH` (`HOST_PORT_RANGE`), 1 ≤ LOW ≤ HIGH ≤ 65535.
+pub fn port_range(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("expected a port range like 1024-65535, got '{}'", text.trim().escape_debug());
+    let (low, high) = text.trim().split_once('-').ok_or_else(bad)?;
+    let low: u16 = low.trim().parse().map_err(|_| bad())?;
+    let high: u16 = high.trim().parse().map_err(|_| bad())?;
+    if low == 0 || low > high {
+        return Err(bad());
+    }
+    Ok((low, high))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +256,17 @@ mod tests {
         assert!(jitter("nan").is_err());
         assert!(log_level("info,cropscode_core=debug").is_ok());
         assert!(log_level("loud").is_err());
+    }
+
+    #[test]
+    fn bind_roots_and_port_ranges() {
+        assert_eq!(absolute_paths("").unwrap(), Vec::<String>::new());
+        assert_eq!(absolute_paths(" /srv/data , /mnt/x ").unwrap(), ["/srv/data", "/mnt/x"]);
+        assert!(absolute_paths("/ok,relative").unwrap_err().contains("relative"));
+        assert_eq!(port_range("8000-9000").unwrap(), (8000, 9000));
+        assert_eq!(port_range(" 80 - 80 ").unwrap(), (80, 80));
+        for bad in ["", "80", "0-10", "9000-8000", "1-70000", "a-b"] {
+            assert!(port_range(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -173,6 +173,9 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config, ConfigError> {
         register_timeout: layers.timer(Key::RegisterTimeout, defaults::REGISTER_TIMEOUT)?,
         backoff_max: layers.timer(Key::BackoffMax, defaults::BACKOFF_MAX)?,
         backoff_jitter: layers.get_or(Key::BackoffJitter, defaults::BACKOFF_JITTER, parse::jitter)?,
+        allowed_bind_roots: layers.get_or(Key::AllowedBindRoots, Vec::new(), parse::absolute_paths)?,
+        host_port_range: layers.get_or(Key::HostPortRange, defaults::HOST_PORT_RANGE, parse::port_range)?,
+        terminal_idle_timeout: layers.timer(Key::TerminalIdleTimeout, defaults::TERMINAL_IDLE_TIMEOUT)?,
         mode,
         paths,
     })
