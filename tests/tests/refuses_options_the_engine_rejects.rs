@@ -2,12 +2,8 @@
 //! (docs/protocol.md, `container.create`: "an option the engine refuses is
 //! `invalid_request`"): here a network that does not exist. Podman refuses it at create;
 //! Docker accepts the create and refuses at start, so whichever step fails is checked.
-//! Either way the answer must not pretend the container is missing.
-//!
-//! Ignored while it fails (reported): Podman's refusal is an HTTP 500, answered
-//! `engine_unavailable` (retryable, so an orchestrator would retry it forever); Docker's
-//! is a 404 at start, answered `not_found` "no managed container" for a container that
-//! exists and is managed.
+//! Either way the answer must not pretend the container is missing, nor be a retryable
+//! `engine_unavailable` (Podman answers it with an HTTP 500; Docker with a 404 at start).
 
 use cropscode_tests::*;
 use serde_json::json;
@@ -31,13 +27,11 @@ fn unknown_network(t: &EngineRun) {
 }
 
 #[test]
-#[ignore = "known failure, reported: engine_unavailable (Podman) / not_found (Docker)"]
 fn docker() {
     unknown_network(&EngineRun::start(EngineName::Docker, "unknown_network"));
 }
 
 #[test]
-#[ignore = "known failure, reported: engine_unavailable (Podman) / not_found (Docker)"]
 fn podman() {
     unknown_network(&EngineRun::start(EngineName::Podman, "unknown_network"));
 }

@@ -169,6 +169,9 @@ pub(crate) fn api_error(status: u16, body: &[u8]) -> EngineError {
             ),
         ) => 409,
         (500, Some("no such container" | "no such image" | "no such exec session" | "no such object")) => 404,
+        // Options the engine cannot apply (a missing network, a malformed sysctl): the
+        // request's fault, not a passing engine failure to retry.
+        (500, Some("network not found" | "invalid argument")) => 400,
         _ => status,
     };
     EngineError::Api { status, message }
@@ -205,6 +208,8 @@ mod tests {
         let improper = br#"{"cause":"container state improper","message":"cannot remove container c as it is running","response":500}"#;
         assert_eq!(api_error(500, improper).code(), ErrorCode::Conflict);
         assert_eq!(api_error(500, b"plain text\n"), EngineError::Api { status: 500, message: "plain text".into() });
+        let network = br#"{"cause":"network not found","message":"unable to find network with name or ID n: network not found","response":500}"#;
+        assert_eq!(api_error(500, network).code(), ErrorCode::InvalidRequest);
         assert_eq!(api_error(502, b""), EngineError::Api { status: 502, message: "HTTP 502".into() });
         let port = br#"{"message":"driver failed programming external connectivity: Bind for 0.0.0.0:13000 failed: port is already allocated"}"#;
         assert_eq!(api_error(500, port).code(), ErrorCode::Conflict);

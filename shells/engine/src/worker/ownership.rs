@@ -94,6 +94,20 @@ pub(crate) fn not_found(container_id: &str) -> Failure {
 }
 
 /// Maps an engine's 404 on an owned container (removed meanwhile) to the same answer.
+/// A 404 about something else the container needs (Docker refuses a start whose network
+/// is missing with 404) is the request's fault: `invalid_request` with the engine's words.
 pub(crate) fn gone(container_id: &str) -> impl FnOnce(EngineError) -> Failure + '_ {
-    move |error| if error.is_not_found() { not_found(container_id) } else { error.into() }
+    move |error| match &error {
+        EngineError::Api { status: 404, message } if !names_a_missing_container(message) => {
+            Failure::wire(ErrorCode::InvalidRequest, format!("the engine refused: {message}"))
+        }
+        _ if error.is_not_found() => not_found(container_id),
+        _ => error.into(),
+    }
+}
+
+/// Docker: "No such container: x"; Podman: "no container with name or ID \"x\" found: no such container".
+fn names_a_missing_container(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("no such container") || message.contains("no container with")
 }
