@@ -46,7 +46,15 @@ impl WorkerEngine {
             PullPolicy::Never => false,
         };
         if pull {
+            // The image as it was before, if any: pulling the owner's own image again
+            // (`pull: always`) does not make it the worker's; a new version does.
+            let before = if present { client.inspect_image(&request.image).await.ok().map(|i| i.id) } else { None };
             pull_image(&client, &request.image, progress).await?;
+            match client.inspect_image(&request.image).await {
+                Ok(image) if before.as_deref() != Some(image.id.as_str()) => self.pulled.add(&image.id),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(image = %request.image, %error, "cannot record a pulled image"),
+            }
         }
         if request.user.is_none() && self.shared.floor == SecurityFloor::Restricted {
             let image = client.inspect_image(&request.image).await?;

@@ -31,8 +31,8 @@ impl WorkerEngine {
             .into_iter()
             .map(|image| {
                 let label = |key: &str| image.labels.get(key).map(String::as_str);
-                let managed =
-                    label(LABEL_MANAGED) == Some("true") && me.is_some() && label(LABEL_BUILT_BY) == me.as_deref();
+                let built = label(LABEL_MANAGED) == Some("true") && me.is_some() && label(LABEL_BUILT_BY) == me.as_deref();
+                let managed = built || self.pulled.contains(&image.id);
                 ImageSummary {
                     image_id: image.id,
                     tags: image.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
@@ -62,8 +62,23 @@ impl WorkerEngine {
         }
     }
 
+    /// Only images this worker built or pulled: never the machine owner's own images.
     pub(crate) async fn image_delete(&self, request: ImageDelete) -> Outcome<ImageDeleteResult> {
         let client = self.shared.client().await?;
+        let image = client.inspect_image(&request.image).await?;
+        let me = self.shared.worker_id();
+        let built = image.config.labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+            && me.is_some()
+            && image.config.labels.get(LABEL_BUILT_BY) == me.as_ref();
+        if !built && !self.pulled.contains(&image.id) {
+            return Err(Failure::wire(
+                ErrorCode::Forbidden,
+                format!(
+                    "image `{}` was not built or pulled by this worker; it deletes only its own images",
+                    request.image
+                ),
+            ));
+        }
         let answer = client.remove_image(&request.image, request.force).await?;
         let (mut deleted, mut untagged) = (Vec::new(), Vec::new());
         for entry in answer {
@@ -72,6 +87,7 @@ impl WorkerEngine {
                 ImageDeleted::Untagged(tag) => untagged.push(tag),
             }
         }
+        self.pulled.remove(&deleted);
         tracing::info!(image = %request.image, "deleted image");
         Ok(ImageDeleteResult { image: request.image, deleted, untagged })
     }

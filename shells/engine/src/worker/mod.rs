@@ -31,6 +31,7 @@ mod lifecycle;
 mod naming;
 mod ownership;
 mod podman_service;
+mod pulled;
 mod running;
 mod selection;
 mod setup;
@@ -109,6 +110,8 @@ impl Default for EngineOptions {
 pub struct WorkerEngine {
     shared: Arc<Shared>,
     background: Arc<Background>,
+    /// Images this worker pulled (the ones it built carry a label instead).
+    pulled: Arc<pulled::PulledImages>,
     /// Terminals, displays and background execs (`crate::streams`).
     streams: Streams,
 }
@@ -137,6 +140,7 @@ impl WorkerEngine {
         WorkerEngine {
             shared,
             background: Arc::new(Background { tasks: Mutex::new(vec![follow]), podman: Mutex::new(podman) }),
+            pulled: Arc::new(pulled::PulledImages::load(options.data_dir.as_deref())),
             streams: Streams::new(options.data_dir.as_deref()),
         }
     }
