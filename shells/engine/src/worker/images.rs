@@ -31,7 +31,8 @@ impl WorkerEngine {
             .into_iter()
             .map(|image| {
                 let label = |key: &str| image.labels.get(key).map(String::as_str);
-                let built = label(LABEL_MANAGED) == Some("true") && me.is_some() && label(LABEL_BUILT_BY) == me.as_deref();
+                let built =
+                    label(LABEL_MANAGED) == Some("true") && me.is_some() && label(LABEL_BUILT_BY) == me.as_deref();
                 let managed = built || self.pulled.contains(&image.id);
                 ImageSummary {
                     image_id: image.id,
