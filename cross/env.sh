@@ -142,7 +142,9 @@ target_missing() {
 cross_cargo() {
     local triple=$1 sub=$2
     shift 2
-    local -a envs=("CARGO_TARGET_DIR=$(target_dir "$triple")") args=(--config "$CROSS_DIR/config.toml" --target "$triple" --locked)
+    # Tests under qemu need file:line in backtraces, not full debug info: a third of the disk
+    # (a full-debuginfo test build of the workspace is 5-8 GB per triple) and faster links.
+    local -a envs=("CARGO_TARGET_DIR=$(target_dir "$triple")" CARGO_PROFILE_DEV_DEBUG=line-tables-only) args=(--config "$CROSS_DIR/config.toml" --target "$triple" --locked)
     [ -n "$CROSS_JOBS" ] && args+=(-j "$CROSS_JOBS")
     if ! has_prebuilt_std "$triple"; then
         # -Z flags on a stable rustc: the documented escape hatch, needed for -Zbuild-std only.
