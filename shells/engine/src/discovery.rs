@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 
 use crate::platform::Endpoint;
