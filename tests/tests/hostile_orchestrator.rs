@@ -21,9 +21,12 @@ use serde_json::{Value, json};
 /// The audit log of the run's worker, one JSON value per line.
 fn audit(t: &EngineRun) -> Vec<Value> {
     let path = audit_path(t);
+    // The worker may be appending a record while this reads: an unterminated last line
+    // is not written yet.
     std::fs::read_to_string(&path)
         .unwrap_or_default()
-        .lines()
+        .split_inclusive('\n')
+        .filter_map(|line| line.strip_suffix('\n'))
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("audit line {line:?}: {e}")))
         .collect()
 }
