@@ -89,6 +89,14 @@ fn assert_subset(doc: &Value, code: &Value, path: &str, line: usize) {
     }
 }
 
+/// The text of a command's section: from its `### ` heading to the next heading.
+fn section_of(name: &str) -> &'static str {
+    let heading = format!("\n### `{name}`\n");
+    let start = DOC.find(&heading).unwrap_or_else(|| panic!("no section for {name}")) + heading.len();
+    let rest = &DOC[start..];
+    &rest[..rest.find("\n#").unwrap_or(rest.len())]
+}
+
 fn error_code(name: &str) -> ErrorCode {
     serde_json::from_value(Value::String(name.to_string())).unwrap_or_else(|_| panic!("`{name}` is not an error code"))
 }
@@ -147,6 +155,14 @@ fn every_example_decodes_with_the_workers_types() {
                 .unwrap_or_else(|e| panic!("docs/protocol.md:{line}: not a {name} result: {e:?}"));
             assert_eq!(output.name(), name);
             assert_eq!(output.into_value(), payload, "docs/protocol.md:{line}: {name} result does not round-trip");
+            // Every field the example shows has its row in the command's table.
+            let mut section = section_of(name);
+            if let Some(other) = section.split("Result: as [`").nth(1).and_then(|r| r.split('`').next()) {
+                section = section_of(other);
+            }
+            for key in payload.as_object().into_iter().flat_map(|o| o.keys()) {
+                assert!(section.contains(&format!("| `{key}` |")), "docs/protocol.md:{line}: no table row for `{key}`");
+            }
             results_shown.push(name.to_string());
         } else if let Some(name) = marker.strip_prefix("progress: ") {
             assert!(["container.create", "image.build"].contains(&name), "docs/protocol.md:{line}: {name}");

@@ -2,7 +2,10 @@
 //! offset while the command runs; `kill` ends it and its children and says
 //! which signal did; a normal exit reports its code; another tenant cannot see
 //! it; and after the worker restarts, capture still answers from the spool —
-//! for a command that ended and for one still running, which `kill` still reaches.
+//! for a command that ended and for one still running, which `kill` still reaches —
+//! and what a command wrote while the worker was away is captured too: all of
+//! it, or, beyond what the container keeps (8 MiB a stream), the newest part,
+//! the rest reported lost with exact offsets. Nothing of the relay is left behind.
 
 mod streams;
 
@@ -63,8 +66,15 @@ fn start(t: &EngineRun, id: &str, tenant: &str, script: &str) -> String {
         "container.exec.background",
         json!({ "containerId": id, "tenant": tenant, "command": ["sh", "-c", script] }),
     );
-    assert_eq!(started["containerId"], id, "{started}");
+    assert_eq!((&started["containerId"], &started["restartSafe"]), (&json!(id), &json!(true)), "{started}");
     started["execId"].as_str().expect("execId").to_string()
+}
+
+/// Runs a shell command in the container directly on the engine.
+fn direct_sh(t: &EngineRun, id: &str, script: &str) -> String {
+    let spec = ExecSpec { cmd: vec!["sh".into(), "-c".into(), script.into()], ..ExecSpec::default() };
+    let out = block_on(t.client.exec(id, &spec, ExecLimits::default())).expect("sh in the container");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn background(t: &mut EngineRun) {
@@ -153,14 +163,69 @@ fn background(t: &mut EngineRun) {
     let ended = capture_until(t, &quick, "the exit", |r| r["running"] == false);
     assert_eq!((ended["exitCode"].as_i64(), text(&ended).as_str()), (Some(7), "done\n"), "{ended}");
 
-    // One more, still running when the worker restarts.
-    let survivor = start(t, &id, &tenant, "echo before-restart; exec sleep 1003");
+    // Where the relay cannot run (here: /tmp is a read-only volume),
+    // the command runs attached: captured while this worker runs, and said so.
+    let read_only = t.ok(
+        "container.create",
+        json!({
+            "image": BUSYBOX, "tenant": tenant, "name": t.name("bg-ro"), "command": ["sleep", "3600"],
+            "labels": t.labels(), "pull": "never",
+            "mounts": [{"type": "volume", "source": t.name("bg-ro"), "target": "/tmp", "readOnly": true}],
+        }),
+    )["containerId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.ok("container.start", json!({ "containerId": read_only, "tenant": tenant }));
+    let started = t.ok(
+        "container.exec.background",
+        json!({ "containerId": read_only, "tenant": tenant, "command": ["sh", "-c", "echo ro-out; echo ro-err >&2; exit 4"] }),
+    );
+    assert_eq!(started["restartSafe"], false, "{started}");
+    let attached = started["execId"].as_str().unwrap().to_string();
+    let ended = capture_until(t, &attached, "the attached command's end", |r| r["running"] == false);
+    let mut got = pieces(&ended);
+    got.sort();
+    assert_eq!(ended["exitCode"], 4, "{ended}");
+    assert_eq!(got, [("stderr".into(), "ro-err\n".into()), ("stdout".into(), "ro-out\n".into())]);
+
+    // One more, still running when the worker restarts, writing while it is away and after;
+    // and one writing more while it is away than a container keeps.
+    let survivor = start(
+        t,
+        &id,
+        &tenant,
+        "echo before-restart; while [ ! -e /tmp/away ]; do usleep 20000; done; echo while-away; \
+         while [ ! -e /tmp/back ]; do usleep 20000; done; echo after-restart >&2; exec sleep 1003",
+    );
+    let flood = start(
+        t,
+        &id,
+        &tenant,
+        "while [ ! -e /tmp/away ]; do usleep 20000; done; seq 1 3000000; echo flood-done; touch /tmp/flooded",
+    );
     capture_until(t, &survivor, "its first line", |r| text(r).contains("before-restart"));
     let ticker_bytes = capture(t, &ticker, 0);
 
-    // The worker restarts on the same data directory.
+    // The worker stops; meanwhile the commands write, one of them 22888896 bytes.
     let home = t.worker.home().to_path_buf();
     t.worker.stop().expect("the worker stops");
+    direct_sh(t, &id, "touch /tmp/away");
+    let deadline = Instant::now() + WAIT;
+    while direct_sh(t, &id, "ls /tmp/flooded 2>/dev/null").is_empty() {
+        assert!(Instant::now() < deadline, "the flood did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The container keeps at most 8 MiB of a stream (4 segments of 2 MiB).
+    let kept: u64 = direct_sh(t, &id, &format!("du -sk /tmp/.cropscode-{flood}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(kept <= 8 * 1024 + 64, "the relay keeps {kept} KiB");
+
+    // The worker restarts on the same data directory.
     let connection = t.registration.connection;
     let spec = WorkerSpec::for_engine(t.orchestrator.ws_url(), &t.engines, t.which).worker_id(&t.worker_id).home(&home);
     // The old process owns the home directory: keep it until the end of the test.
@@ -172,8 +237,52 @@ fn background(t: &mut EngineRun) {
     assert_eq!(replayed["running"], false);
     let ended = capture(t, &quick, 0);
     assert_eq!((ended["exitCode"].as_i64(), ended["running"].as_bool()), (Some(7), Some(false)), "{ended}");
-    let running = capture(t, &survivor, 0);
-    assert_eq!((running["running"].as_bool(), text(&running).as_str()), (Some(true), "before-restart\n"), "{running}");
+    let running =
+        capture_until(t, &survivor, "what it wrote while the worker was away", |r| text(r).contains("while-away"));
+    assert_eq!(
+        (running["running"].as_bool(), text(&running).as_str()),
+        (Some(true), "before-restart\nwhile-away\n"),
+        "{running}"
+    );
+    direct_sh(t, &id, "touch /tmp/back");
+    let after = capture_until(t, &survivor, "what it wrote after the restart", |r| text(r).contains("after-restart"));
+    assert_eq!(
+        pieces(&after),
+        [("stdout".into(), "before-restart\nwhile-away\n".into()), ("stderr".into(), "after-restart\n".into())],
+        "{after}"
+    );
+
+    // The flood: the newest output is there, the rest reported lost, offsets exact.
+    let ended = capture_until(t, &flood, "the flood's end", |r| r["running"] == false);
+    assert_eq!(ended["exitCode"], 0, "{ended}");
+    let first = &ended;
+    let lost = first["lostBytes"].as_u64().unwrap();
+    assert!(lost > 22_888_896 - 8 * 1024 * 1024 - 2 * 2 * 1024 * 1024, "only {lost} bytes lost: {}", first["offset"]);
+    let mut next = first["offset"].as_u64().unwrap();
+    assert_eq!(next, lost, "a capture from 0 starts after the lost bytes");
+    let mut stdout = Vec::new();
+    loop {
+        let part = streams::ok(
+            &t.orchestrator,
+            &t.worker_id,
+            "container.exec.background.capture",
+            json!({ "execId": flood, "offset": next, "maxBytes": 4194304 }),
+        );
+        assert_eq!(part["lostBytes"], 0, "nothing lost within what is kept: {}", part["offset"]);
+        for (stream, data) in pieces(&part) {
+            assert_eq!(stream, "stdout");
+            stdout.extend_from_slice(data.as_bytes());
+        }
+        if part["nextOffset"].as_u64() == Some(next) {
+            break;
+        }
+        next = part["nextOffset"].as_u64().unwrap();
+    }
+    assert_eq!(next, 22_888_896 + "flood-done\n".len() as u64, "every byte counted");
+    let mut expected: String = (1..=3_000_000).map(|n| format!("{n}\n")).collect();
+    expected.push_str("flood-done\n");
+    assert!(expected.as_bytes().ends_with(&stdout), "the kept stdout is the newest output");
+    assert_eq!(stdout.len() as u64 + lost, expected.len() as u64);
     let killed = streams::ok(
         &t.orchestrator,
         &t.worker_id,
@@ -183,6 +292,18 @@ fn background(t: &mut EngineRun) {
     assert_eq!(killed, json!({ "execId": survivor, "alreadyExited": false, "signal": "KILL" }));
     assert!(!direct_ps(t, &id).contains("sleep 1003"));
     assert_eq!(capture(t, &survivor, 0)["running"], false);
+    // Nothing of the relays is left: no directory, no process.
+    assert_eq!(direct_sh(t, &id, "ls -a /tmp | grep -c '^[.]cropscode-'").trim(), "0", "a relay's directory is left");
+    // (A relay's last step, after it closed its stream, may still be ending.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ps = direct_ps(t, &id);
+        if !ps.contains(".cropscode-") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a relay's process is left:\n{ps}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -213,6 +213,11 @@ pub struct ContainerExecBackgroundResult {
     pub exec_id: String,
     /// The container's full id.
     pub container_id: String,
+    /// Output is captured also while the worker is away and after it restarts
+    /// (the container has `sh` and a writable `/tmp` for the relay); `false`:
+    /// only while this worker process runs.
+    #[serde(default)]
+    pub restart_safe: bool,
 }
 
 /// `container.exec.background.kill`: signal a background command and its children.

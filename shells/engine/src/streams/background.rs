@@ -1,7 +1,6 @@
 //! Background execs: `container.exec.background`, `.kill` and `.capture`.
 //!
-//! A background exec is an ordinary exec started attached (no TTY), whose
-//! output a task of the worker copies into a [spool](super::spool) under
+//! A background exec's output lands in a [spool](super::spool) under
 //! `DATA_DIR/execs/<execId>/`, next to `exec.json` (container, engine exec
 //! id, tenant, how it ended). Both are plain files, so `capture` answers from
 //! any offset while the command runs, after it ended, after the orchestrator
@@ -9,11 +8,15 @@
 //! `CROPSCODE_EXEC=<execId>` in its environment, so `kill` reaches it and its
 //! children ([`signals`](super::signals)).
 //!
-//! Output is copied only while the worker runs: after a restart a command
-//! that is still running is reported `running`, and what it writes from then
-//! on is not captured (its engine connection ended with the old worker).
+//! Where the container has `sh` and a writable `/tmp`, the command's output
+//! goes through a [relay](super::relay) in the container, which keeps it
+//! (bounded) until the worker reads it: a *follow* task of the worker copies
+//! it into the spool, and after a worker restart a new one goes on from the
+//! offsets the spool holds, so nothing the command writes meanwhile is lost
+//! (`restartSafe`). Elsewhere the command runs attached and its output is
+//! copied only while this worker runs.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,10 +30,11 @@ use cropscode_core::protocol::commands::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::relay::{self, Frame};
 use super::signals::{EXEC_MARKER, Marked, signal_marked, signal_name, signal_number, signal_of_exit};
 use super::spool::{self, SpoolWriter};
 use crate::worker::{Failure, Outcome};
-use crate::{EngineClient, ExecSpec, OutputKind, OutputStream, WorkerEngine};
+use crate::{EngineClient, ExecLimits, ExecSpec, OutputKind, OutputStream, WorkerEngine};
 
 /// Output kept per background exec (8 MiB): the newest bytes win.
 pub(crate) const DEFAULT_SPOOL_BYTES: u64 = 8 * 1024 * 1024;
@@ -42,6 +46,10 @@ const SIGKILL: u8 = 9;
 const RECORD: &str = "exec.json";
 /// Ended execs whose spools are kept; older ones are removed when a new exec starts.
 const KEEP_ENDED: usize = 256;
+/// Reader execs a follow task starts before it gives up while the container runs.
+const READER_ATTEMPTS: u32 = 5;
+/// Bounds the short helper execs (prepare the relay, remove it).
+const HELPER_LIMITS: ExecLimits = ExecLimits { output_limit: 4096, timeout: Duration::from_secs(15) };
 
 /// What the worker remembers of one background exec (`exec.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +70,12 @@ struct ExecRecord {
     exit_code: Option<i64>,
     /// The signal `kill` ended it with, when one did.
     signal: Option<String>,
+    /// The relay's directory in the container, when the output goes through one.
+    #[serde(default)]
+    relay: Option<String>,
+    /// The relay's output is all in the spool (its directory is removed).
+    #[serde(default)]
+    drained: bool,
 }
 
 /// The background execs of this worker.
@@ -195,10 +209,15 @@ impl BackgroundExecs {
         }
         let now = now_unix();
         let exec_id = format!("x-{:x}-{}", now.as_millis(), self.serial.fetch_add(1, Ordering::Relaxed));
+        let relay_dir = relay::dir(&exec_id);
+        let relay = prepare_relay(&client, &owned.id, &relay_dir, request.user.as_deref()).await.then_some(relay_dir);
         let mut env = request.env.to_pairs();
         env.push(format!("{EXEC_MARKER}={exec_id}"));
         let spec = ExecSpec {
-            cmd: request.command.clone(),
+            cmd: match &relay {
+                Some(dir) => relay::wrapped(EXEC_MARKER, dir, &request.command),
+                None => request.command.clone(),
+            },
             env,
             working_dir: request.working_dir.clone(),
             user: request.user.clone(),
@@ -220,19 +239,129 @@ impl BackgroundExecs {
             running: true,
             exit_code: None,
             signal: None,
+            relay: relay.clone(),
+            drained: false,
         };
         self.store(&record)?;
         self.prune(&exec_id);
-        let output = client.start_exec(&engine_exec_id, false).await?;
-        self.pumping.lock().unwrap_or_else(|e| e.into_inner()).insert(exec_id.clone());
-        let task = smol::spawn(self.clone().pump(client, record.clone(), output, spool));
-        {
-            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-            tasks.retain(|t| !t.is_finished());
-            tasks.push(task);
+        if relay.is_some() {
+            // Started attached and let go: Podman (4.x) never records the end of an exec
+            // started detached; one whose caller went away it records. The output
+            // goes to the relay, so the connection carries nothing.
+            drop(client.start_exec(&engine_exec_id, false).await?);
+            drop(spool);
+            self.spawn_follow(client, record);
+        } else {
+            let output = client.start_exec(&engine_exec_id, false).await?;
+            self.pumping.lock().unwrap_or_else(|e| e.into_inner()).insert(exec_id.clone());
+            self.spawn(self.clone().pump(client, record, output, spool));
         }
-        tracing::info!(exec = %exec_id, container = %owned.id, engine_exec = %engine_exec_id, "background exec started");
-        Ok(ContainerExecBackgroundResult { exec_id, container_id: owned.id })
+        tracing::info!(exec = %exec_id, container = %owned.id, engine_exec = %engine_exec_id, restart_safe = relay.is_some(), "background exec started");
+        Ok(ContainerExecBackgroundResult { exec_id, container_id: owned.id, restart_safe: relay.is_some() })
+    }
+
+    fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
+        let task = smol::spawn(future);
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Starts copying a relayed exec's output, unless a task already does.
+    fn spawn_follow(&self, client: EngineClient, record: ExecRecord) {
+        if !self.pumping.lock().unwrap_or_else(|e| e.into_inner()).insert(record.exec_id.clone()) {
+            return;
+        }
+        self.spawn(self.clone().follow(client, record));
+    }
+
+    /// Goes on copying the output of every relayed exec that was running when
+    /// an earlier worker stopped (called once an engine answers).
+    pub(crate) fn resume(&self, client: &EngineClient) {
+        let Ok(dir) = self.dir() else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for exec_id in entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()) {
+            let Ok(record) = self.load(&exec_id, None) else { continue };
+            if record.running && record.relay.is_some() && !record.drained {
+                tracing::info!(exec = %exec_id, "following a background exec of an earlier worker");
+                self.spawn_follow(client.clone(), record);
+            }
+        }
+    }
+
+    /// Copies a relayed exec's output into its spool from where the spool
+    /// ends, until the relay says both streams ended; then records how the
+    /// command ended and removes the relay.
+    async fn follow(self, client: EngineClient, record: ExecRecord) {
+        let exec_id = record.exec_id.clone();
+        let relay_dir = record.relay.clone().unwrap_or_default();
+        let opened = self
+            .record_path(&exec_id)
+            .and_then(|dir| SpoolWriter::open(&dir, self.spool_bytes).map_err(|e| internal("opening the spool", e)));
+        let drained = match opened {
+            Ok(mut spool) => {
+                let mut drained = false;
+                for attempt in 0..READER_ATTEMPTS {
+                    if attempt > 0 {
+                        smol::Timer::after(Duration::from_secs(1)).await;
+                    }
+                    match read_relay(&client, &record, &relay_dir, &mut spool).await {
+                        Ok(true) => {
+                            drained = true;
+                            break;
+                        }
+                        Ok(false) => tracing::debug!(exec = %exec_id, "the relay reader stopped early"),
+                        Err(error) => tracing::warn!(exec = %exec_id, %error, "reading the relay failed"),
+                    }
+                    // A reader can run only while the container does.
+                    match client.inspect_container(&record.container_id).await {
+                        Ok(inspect) if inspect.state.running => {}
+                        _ => break,
+                    }
+                }
+                tracing::info!(exec = %exec_id, bytes = spool.end(), drained, "background output copied");
+                drained
+            }
+            Err(error) => {
+                tracing::warn!(exec = %exec_id, error = %error.into_wire(), "cannot follow a background exec");
+                false
+            }
+        };
+        // How the command ended: the engine records it a moment after its output closed.
+        let inspect = if drained {
+            let code = client.exec_exit_code(&record.engine_exec_id);
+            let _ = crate::client::with_timeout("exec exit code", DRAIN_WAIT, code).await;
+            client.inspect_exec(&record.engine_exec_id).await
+        } else {
+            client.inspect_exec(&record.engine_exec_id).await
+        };
+        let (running, exit_code) = match inspect {
+            Ok(inspect) => (inspect.running, inspect.exit_code),
+            Err(e) if e.is_not_found() => (false, None),
+            // Unknown: a later `capture` or `kill` asks again.
+            Err(_) => (true, None),
+        };
+        if drained {
+            let rm = ExecSpec {
+                cmd: vec!["rm".into(), "-rf".into(), relay_dir.clone()],
+                user: record.user.clone(),
+                ..ExecSpec::default()
+            };
+            if let Err(error) = client.exec(&record.container_id, &rm, HELPER_LIMITS).await {
+                tracing::debug!(exec = %exec_id, %error, "cannot remove the relay directory");
+            }
+        }
+        if let Err(error) = self.update(&exec_id, |r| {
+            r.drained |= drained;
+            if !running {
+                r.running = false;
+                r.exit_code = r.exit_code.or(exit_code);
+            }
+        }) {
+            tracing::warn!(exec = %exec_id, error = %error.into_wire(), "cannot record how a background exec ended");
+        }
+        self.pumping.lock().unwrap_or_else(|e| e.into_inner()).remove(&exec_id);
+        tracing::info!(exec = %exec_id, running, ?exit_code, "background exec followed to its end");
     }
 
     /// Copies the command's output into its spool, then records how it ended.
@@ -268,6 +397,12 @@ impl BackgroundExecs {
     /// this worker follows it (after a restart); records an end it learns of.
     async fn refresh(&self, client: &EngineClient, record: ExecRecord) -> Outcome<ExecRecord> {
         if !record.running || self.is_pumping(&record.exec_id) {
+            return Ok(record);
+        }
+        if record.relay.is_some() && !record.drained {
+            // Output not yet copied (an engine answered only now): follow it;
+            // the task records the end once the output is in.
+            self.spawn_follow(client.clone(), record.clone());
             return Ok(record);
         }
         let (running, exit_code) = match client.inspect_exec(&record.engine_exec_id).await {
@@ -420,6 +555,71 @@ impl BackgroundExecs {
             task.cancel().await;
         }
     }
+}
+
+/// Makes the relay's directory and FIFOs in the container, as the command's
+/// user; `false` where the relay cannot work (no `sh`, `mkfifo` or writable `/tmp`).
+async fn prepare_relay(client: &EngineClient, container: &str, dir: &str, user: Option<&str>) -> bool {
+    let spec = ExecSpec {
+        cmd: ["sh", "-c", relay::PREPARE, "sh", dir].into_iter().map(String::from).collect(),
+        user: user.map(String::from),
+        ..ExecSpec::default()
+    };
+    match client.exec(container, &spec, HELPER_LIMITS).await {
+        Ok(out) if out.exit_code == 0 => true,
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            tracing::info!(container, exit = out.exit_code, stderr = %stderr.trim(), "no output relay in this container: background output is copied only while the worker runs");
+            false
+        }
+        Err(error) => {
+            tracing::info!(container, %error, "no output relay in this container: background output is copied only while the worker runs");
+            false
+        }
+    }
+}
+
+/// Runs one reader exec from the spool's offsets and copies what it sends
+/// into the spool: `Ok(true)` once the relay said everything was sent, `Ok(false)`
+/// when the reader ended before that. Stops at the first byte the spool cannot
+/// take, so the next reader starts where the spool really ends.
+async fn read_relay(
+    client: &EngineClient,
+    record: &ExecRecord,
+    dir: &str,
+    spool: &mut SpoolWriter,
+) -> Result<bool, String> {
+    let at = spool.streams();
+    let spec =
+        ExecSpec { cmd: relay::reader(dir, at.stdout, at.stderr), user: record.user.clone(), ..ExecSpec::default() };
+    let reader = client.create_exec(&record.container_id, &spec).await.map_err(|e| e.to_string())?;
+    let mut output = client.start_exec(&reader, false).await.map_err(|e| e.to_string())?;
+    let mut decoder = relay::Decoder::default();
+    let mut frames = VecDeque::new();
+    let mut complaint = Vec::new();
+    while let Some(chunk) = output.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if chunk.kind == OutputKind::Stderr {
+            complaint.extend_from_slice(&chunk.data[..chunk.data.len().min(1024 - complaint.len().min(1024))]);
+            continue;
+        }
+        decoder.decode(chunk.data, &mut frames)?;
+        for frame in frames.drain(..) {
+            match frame {
+                Frame::Data(kind, data) => spool.append(kind, &data).map_err(|e| format!("spooling: {e}"))?,
+                Frame::Lost(kind, to) => {
+                    let from = spool.streams().of(kind);
+                    tracing::warn!(exec = %record.exec_id, ?kind, lost = to.saturating_sub(from), "background output was dropped in the container before the worker could copy it");
+                    spool.skip(kind, to.saturating_sub(from)).map_err(|e| format!("spooling: {e}"))?;
+                }
+                Frame::End => return Ok(true),
+            }
+        }
+    }
+    if !complaint.is_empty() {
+        tracing::debug!(exec = %record.exec_id, stderr = %String::from_utf8_lossy(&complaint).trim(), "the relay reader complained");
+    }
+    Ok(false)
 }
 
 /// The exit code to report: only for a command that ended without our signal.

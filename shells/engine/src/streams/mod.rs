@@ -27,6 +27,7 @@
 mod api;
 pub(crate) mod background;
 mod display;
+mod relay;
 pub(crate) mod signals;
 pub(crate) mod spool;
 mod terminal;

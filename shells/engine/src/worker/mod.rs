@@ -137,12 +137,17 @@ impl WorkerEngine {
         let (shared, podman) = Shared::start(&options).await;
         let shared = Arc::new(shared);
         let follow = smol::spawn(running::follow(shared.clone(), options.resync_interval));
-        WorkerEngine {
+        let engine = WorkerEngine {
             shared,
             background: Arc::new(Background { tasks: Mutex::new(vec![follow]), podman: Mutex::new(podman) }),
             pulled: Arc::new(pulled::PulledImages::load(options.data_dir.as_deref())),
             streams: Streams::new(options.data_dir.as_deref()),
+        };
+        // Background output an earlier worker was copying goes on being copied.
+        if let Some(client) = engine.client().await {
+            engine.streams.background.resume(&client);
         }
+        engine
     }
 
     /// A worker engine on one known engine, e.g. in tests: `start` with only `endpoint` and
