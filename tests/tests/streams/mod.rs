@@ -120,7 +120,18 @@ impl<'a> Stream<'a> {
     /// Takes the frames of this channel that arrived since the last call; output
     /// offsets must continue exactly where the previous frame ended.
     pub fn poll(&mut self) {
-        for timed in self.orchestrator.events_since(self.cursor) {
+        let events = self.orchestrator.events_since(self.cursor);
+        if let Some(first) = events.first() {
+            // The local orchestrator keeps a bounded event log: a reader that falls too far
+            // behind finds its next events gone. That is the harness's limit, not a lost byte.
+            assert!(
+                self.cursor == 0 || first.seq == self.cursor,
+                "the test fell behind the orchestrator's event log: events {}..{} were dropped before it read them",
+                self.cursor,
+                first.seq
+            );
+        }
+        for timed in events {
             self.cursor = timed.seq + 1;
             let Event::Binary { bytes, .. } = timed.event else { continue };
             let frame = StreamFrame::decode(&bytes, 1 << 20).expect("a valid binary frame");
@@ -146,6 +157,22 @@ impl<'a> Stream<'a> {
     /// The output so far, as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.output).into_owned()
+    }
+
+    /// Polls every stream of `streams` until `done` holds for each (so none falls
+    /// behind the orchestrator's bounded event log while another is waited for).
+    pub fn wait_all(streams: &mut [Stream<'_>], what: &str, timeout: Duration, done: impl Fn(&Stream) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for stream in streams.iter_mut() {
+                stream.poll();
+            }
+            if streams.iter().all(&done) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "waited {timeout:?} for {what} on every stream");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Polls until `done(self)`; panics with the output after `timeout`.
