@@ -28,7 +28,8 @@ macro_rules! config_flags {
             /// byom or fleet (AGENT_MODE)
             #[argh(option)]
             pub mode: Option<String>,
-            /// fleet configuration file; default: /etc/cropscode/agent.yaml (AGENT_CONFIG)
+            /// fleet configuration file; default: /etc/cropscode/agent.yaml (Windows:
+            /// %ProgramData%\cropscode\agent.yaml) (AGENT_CONFIG)
             #[argh(option)]
             pub config: Option<String>,
             /// directory for the agent's data (DATA_DIR)

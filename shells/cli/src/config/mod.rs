@@ -11,6 +11,7 @@
 
 pub mod files;
 pub mod parse;
+pub mod paths;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -275,19 +276,14 @@ pub struct Env {
     pub system_config: PathBuf,
 }
 
-/// The fleet configuration file's standard place.
+/// The fleet configuration file's standard place on this system ([`paths::system_config`]).
 pub fn default_system_config() -> PathBuf {
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
-        PathBuf::from(base).join("cropscode").join("agent.yaml")
-    } else {
-        PathBuf::from("/etc/cropscode/agent.yaml")
-    }
+    paths::system_config(cropscode_engine::discovery::Os::CURRENT, std::env::var_os("ProgramData").as_deref())
 }
 
 impl Env {
     /// The variables this crate reads: every [`Key`] plus the ones that locate home and data.
-    const OTHER_VARS: [&'static str; 3] = ["HOME", "XDG_DATA_HOME", "LOCALAPPDATA"];
+    const OTHER_VARS: [&'static str; 5] = ["HOME", "USERPROFILE", "XDG_DATA_HOME", "LOCALAPPDATA", "ProgramData"];
 
     /// Captures the process environment.
     pub fn from_process() -> Self {
@@ -307,9 +303,9 @@ impl Env {
         self.vars.get(name).filter(|v| !v.is_empty())
     }
 
-    /// `~`: `HOME`, or the platform's home directory when `HOME` is unset.
+    /// `~` on this system ([`paths::home`]): `HOME`, or the platform's home directory.
     pub fn home(&self) -> Option<PathBuf> {
-        self.get("HOME").map(PathBuf::from).or_else(dirs::home_dir)
+        paths::home(cropscode_engine::discovery::Os::CURRENT, self)
     }
 }
 

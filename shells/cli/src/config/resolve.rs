@@ -219,20 +219,9 @@ fn check_readable_file(path: &Path) -> Result<(), String> {
     }
 }
 
-/// The per-OS default data directory (`DATA_DIR`).
+/// The default data directory (`DATA_DIR`) on this system ([`super::paths::data_dir`]).
 pub fn default_data_dir(mode: Mode, env: &Env) -> Option<PathBuf> {
-    let home = env.home();
-    let base = if cfg!(target_os = "macos") {
-        home.map(|h| h.join("Library").join("Application Support"))
-    } else if cfg!(windows) {
-        env.get("LOCALAPPDATA").map(PathBuf::from).or_else(dirs::data_local_dir)
-    } else if mode == Mode::Fleet {
-        Some(PathBuf::from("/var/lib"))
-    } else {
-        let xdg = env.get("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
-        xdg.or_else(|| home.map(|h| h.join(".local").join("share")))
-    };
-    base.map(|b| b.join("cropscode"))
+    super::paths::data_dir(cropscode_engine::discovery::Os::CURRENT, mode, env)
 }
 
 #[cfg(test)]

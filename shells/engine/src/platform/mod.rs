@@ -14,6 +14,30 @@ mod windows;
 #[cfg(windows)]
 pub(crate) use windows::connect;
 
+/// The operating system whose engine setups and paths apply. Discovery takes it as a value
+/// (not only `cfg`), so every platform's rules are compiled everywhere and tested on Linux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Os {
+    /// Linux, and the other unix systems that are not macOS.
+    Linux,
+    /// macOS: Docker Desktop, Podman machine, and the other VM-based engines.
+    MacOs,
+    /// Windows: the engines listen on named pipes.
+    Windows,
+}
+
+impl Os {
+    /// The system this binary was built for.
+    pub const CURRENT: Os = if cfg!(windows) {
+        Os::Windows
+    } else if cfg!(target_os = "macos") {
+        Os::MacOs
+    } else {
+        Os::Linux
+    };
+}
+
 /// The address of an engine's API.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -25,9 +49,10 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `unix:///path`, `npipe:////./pipe/name` (Docker's spelling) or a bare
-    /// absolute path (taken as a unix socket). Other schemes (`tcp://`, `ssh://`) are not
-    /// supported: the worker talks to the engine on its own machine.
+    /// Parses `unix:///path`, `npipe:////./pipe/name` (Docker's spelling), a bare absolute
+    /// path (taken as a unix socket) or a bare pipe path (`\\.\pipe\name`). Other schemes
+    /// (`tcp://`, `ssh://`) are not supported: the worker talks to the engine on its own
+    /// machine.
     pub fn parse(value: &str) -> Result<Endpoint, String> {
         if let Some(path) = value.strip_prefix("unix://") {
             if path.is_empty() {
@@ -45,6 +70,9 @@ impl Endpoint {
         }
         if value.starts_with('/') {
             return Ok(Endpoint::Unix(PathBuf::from(value)));
+        }
+        if value.starts_with(r"\\.\pipe\") && value.len() > r"\\.\pipe\".len() {
+            return Ok(Endpoint::NamedPipe(PathBuf::from(value)));
         }
         let scheme = value.split("://").next().unwrap_or(value);
         Err(format!("{value}: unsupported engine address (scheme {scheme}); use unix:// or npipe://"))
@@ -75,6 +103,16 @@ mod tests {
             Endpoint::parse("npipe:////./pipe/docker_engine"),
             Ok(Endpoint::NamedPipe(r"\\.\pipe\docker_engine".into()))
         );
+        assert_eq!(
+            Endpoint::parse("npipe:///./pipe/podman-machine-default"),
+            Ok(Endpoint::NamedPipe(r"\\.\pipe\podman-machine-default".into()))
+        );
+        assert_eq!(
+            Endpoint::parse(r"\\.\pipe\docker_engine"),
+            Ok(Endpoint::NamedPipe(r"\\.\pipe\docker_engine".into()))
+        );
+        assert!(Endpoint::parse(r"\\.\pipe\").is_err());
+        assert!(Endpoint::parse("npipe://").is_err());
         assert!(Endpoint::parse("tcp://127.0.0.1:2375").is_err());
         assert!(Endpoint::parse("unix://").is_err());
         assert_eq!(Endpoint::Unix("/a.sock".into()).to_string(), "unix:///a.sock");
