@@ -212,10 +212,13 @@ impl BackgroundExecs {
         let relay_dir = relay::dir(&exec_id);
         let relay = prepare_relay(&client, &owned.id, &relay_dir, request.user.as_deref()).await.then_some(relay_dir);
         let mut env = request.env.to_pairs();
-        env.push(format!("{EXEC_MARKER}={exec_id}"));
+        if relay.is_none() {
+            // (Through the relay, only the command gets it, not the wrapper.)
+            env.push(format!("{EXEC_MARKER}={exec_id}"));
+        }
         let spec = ExecSpec {
             cmd: match &relay {
-                Some(dir) => relay::wrapped(EXEC_MARKER, dir, &request.command),
+                Some(dir) => relay::wrapped(EXEC_MARKER, &exec_id, dir, &request.command),
                 None => request.command.clone(),
             },
             env,

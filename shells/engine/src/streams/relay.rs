@@ -13,10 +13,13 @@
 //!                                    o.end / e.end once the stream closed
 //! ```
 //!
-//! The command is `exec`'d by the wrapper, so it is the exec's own process
-//! (its exit code and signals are the engine's to report) and carries the
-//! `CROPSCODE_EXEC` marker; the relays run with the marker emptied, so `kill`
-//! does not cut the output short: they end when the last writer closes.
+//! The wrapper (a `sh` without the `CROPSCODE_EXEC` marker) starts the two
+//! relays and the command as its children, waits for all three and exits with
+//! the command's status (128 + n when a signal ended it, as an engine reports
+//! it). Only the command carries the marker, so `kill` ends it and its
+//! children but not the relays, which end when the last writer closed; and
+//! the wrapper reaps the relays, so none is left as a zombie in a container
+//! whose PID 1 does not reap.
 //!
 //! The worker reads the segments through a *reader* exec (another `sh`
 //! script) started from the byte offsets its spool already holds in each
@@ -120,20 +123,24 @@ while :; do
   pause
 done"#;
 
-/// The wrapper that starts the relays and becomes the command:
-/// `sh -c WRAPPER sh RELAY DIR SEGMENT_BYTES KEEP COMMAND...`.
+/// The wrapper that starts the relays and the command, and waits for them:
+/// `sh -c WRAPPER sh RELAY DIR SEGMENT_BYTES KEEP EXEC_ID COMMAND...`.
 pub(crate) fn wrapper(marker: &str) -> String {
     format!(
-        r#"r=$1 d=$2 seg=$3 keep=$4
-shift 4
-{marker}= sh -c "$r" sh "$d" o "$seg" "$keep" <"$d/o.p" &
-{marker}= sh -c "$r" sh "$d" e "$seg" "$keep" <"$d/e.p" &
-exec "$@" >"$d/o.p" 2>"$d/e.p""#
+        r#"r=$1 d=$2 seg=$3 keep=$4 id=$5
+shift 5
+sh -c "$r" sh "$d" o "$seg" "$keep" <"$d/o.p" &
+sh -c "$r" sh "$d" e "$seg" "$keep" <"$d/e.p" &
+{marker}=$id "$@" >"$d/o.p" 2>"$d/e.p"
+rc=$?
+wait
+exit "$rc""#
     )
 }
 
-/// The full argument vector running `command` through the relay.
-pub(crate) fn wrapped(marker: &str, dir: &str, command: &[String]) -> Vec<String> {
+/// The full argument vector running `command` through the relay; only the
+/// command gets `marker=exec_id` in its environment.
+pub(crate) fn wrapped(marker: &str, exec_id: &str, dir: &str, command: &[String]) -> Vec<String> {
     let mut cmd = vec![
         "sh".into(),
         "-c".into(),
@@ -143,6 +150,7 @@ pub(crate) fn wrapped(marker: &str, dir: &str, command: &[String]) -> Vec<String
         dir.into(),
         SEGMENT_BYTES.to_string(),
         KEEP.to_string(),
+        exec_id.into(),
     ];
     cmd.extend(command.iter().cloned());
     cmd
@@ -282,11 +290,11 @@ mod tests {
     }
 
     #[test]
-    fn the_wrapper_empties_the_marker_for_the_relays_only() {
+    fn only_the_command_carries_the_marker() {
         let script = wrapper("CROPSCODE_EXEC");
-        assert_eq!(script.matches("CROPSCODE_EXEC= sh -c").count(), 2, "{script}");
-        assert!(script.ends_with(r#"exec "$@" >"$d/o.p" 2>"$d/e.p""#));
-        let argv = wrapped("CROPSCODE_EXEC", "/tmp/.cropscode-x-1", &["echo".into(), "hi".into()]);
-        assert_eq!(&argv[5..], ["/tmp/.cropscode-x-1", "2097152", "3", "echo", "hi"]);
+        assert_eq!(script.matches("CROPSCODE_EXEC").count(), 1, "{script}");
+        assert!(script.contains(r#"CROPSCODE_EXEC=$id "$@" >"$d/o.p" 2>"$d/e.p""#), "{script}");
+        let argv = wrapped("CROPSCODE_EXEC", "x-1", "/tmp/.cropscode-x-1", &["echo".into(), "hi".into()]);
+        assert_eq!(&argv[5..], ["/tmp/.cropscode-x-1", "2097152", "3", "x-1", "echo", "hi"]);
     }
 }
