@@ -94,12 +94,13 @@ fn exec_behaviour(t: &EngineRun) {
     let ms = out["durationMs"].as_u64().expect("durationMs");
     assert!((300..10_000).contains(&ms), "durationMs {ms} for sleep 0.3");
 
-    // A command that outlives its timeout: `timeout`, promptly, and the process is killed.
+    // A command that outlives its timeout: `timeout`, promptly, and the process is killed,
+    // its children too.
     let started = Instant::now();
     let err = t.fails_with(
         "timeout",
         "container.exec",
-        json!({ "containerId": id, "command": ["sleep", "987"], "timeoutMs": 1000 }),
+        json!({ "containerId": id, "command": ["sh", "-c", "sleep 988 & sleep 987"], "timeoutMs": 1000 }),
     );
     let took = started.elapsed();
     assert!(took < Duration::from_secs(6), "timeout answered after {took:?}: {}", err.message);
@@ -108,12 +109,12 @@ fn exec_behaviour(t: &EngineRun) {
     for _ in 0..50 {
         let ps = exec(t, &id, json!({ "command": ["ps", "-o", "args"] }));
         left = ps["stdout"].as_str().unwrap_or_default().to_string();
-        if !left.contains("sleep 987") {
+        if !left.contains("sleep 987") && !left.contains("sleep 988") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!left.contains("sleep 987"), "the timed-out command still runs in the container:\n{left}");
+    assert!(!left.contains("sleep 98"), "the timed-out command or its child still runs in the container:\n{left}");
 
     // A program that is not there: a normal result with the engine's exit code.
     let missing = exec(t, &id, json!({ "command": ["/no/such/program"] }));

@@ -6,13 +6,17 @@
 //! connection): the bytes are written and the write side closed, which ends the process's
 //! stdin, while its output is read at the same time.
 //!
-//! Neither engine's API can kill an exec'd process. When `timeoutMs` passes, the worker
-//! kills it itself when it can tell it is the same process: on Linux, with the engine on
-//! this machine, the exec's host PID (from the engine) must be in the container's PID
-//! namespace (compared through `/proc/<pid>/ns/pid`), then it gets SIGKILL. Otherwise (a
-//! VM-backed engine, no permission) the answer says the process may still be running.
+//! Neither engine's API can kill an exec'd process. Each one carries a marker in its
+//! environment (`CROPSCODE_EXEC=c-…`, inherited by its children), so when `timeoutMs`
+//! passes the worker sends SIGKILL to every process holding it, through a small `sh`
+//! script in the container ([`signals`](crate::streams::signals)): the command and its
+//! children, with any engine, also one in a VM. Without `sh` in the container it kills the
+//! exec's own process from the host when it can tell it is the same process: on Linux,
+//! with the engine on this machine, the exec's host PID must be in the container's PID
+//! namespace. Otherwise the answer says the process may still be running.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::{ContainerExec, ContainerExecResult};
@@ -21,6 +25,7 @@ use futures_lite::{AsyncWriteExt, future};
 use super::ownership::{Owned, gone};
 use super::{Failure, Outcome, WorkerEngine};
 use crate::client::with_timeout;
+use crate::streams::signals::{EXEC_MARKER, Marked, signal_marked};
 use crate::{EngineClient, EngineError, ExecOutput, ExecSpec, OutputStream, collect_output};
 
 impl WorkerEngine {
@@ -85,7 +90,12 @@ pub(crate) async fn run(
     output_limit: usize,
     limit: Duration,
 ) -> Result<Ran, EngineError> {
-    let spec = ExecSpec { tty: false, attach_stdin: stdin.is_some(), ..spec.clone() };
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let marker = format!("c-{epoch:x}-{}", SERIAL.fetch_add(1, Ordering::Relaxed));
+    let mut env = spec.env.clone();
+    env.push(format!("{EXEC_MARKER}={marker}"));
+    let spec = ExecSpec { tty: false, attach_stdin: stdin.is_some(), env, ..spec.clone() };
     let exec_id = client.create_exec(&container.id, &spec).await?;
     let work = async {
         let mut output = match stdin {
@@ -107,7 +117,15 @@ pub(crate) async fn run(
     match with_timeout("exec", limit, work).await {
         Ok(output) => Ok(Ran::Exited(output)),
         Err(EngineError::Timeout { .. }) => {
-            let killed = kill(client, &exec_id, container.inspect.state.pid).await;
+            let target =
+                Marked { marker: EXEC_MARKER, value: &marker, user: spec.user.as_deref(), exec_id: Some(&exec_id) };
+            let killed = match signal_marked(client, &container.id, &target, 9).await {
+                Ok(_) => stopped(client, &exec_id).await,
+                Err(error) => {
+                    tracing::debug!(exec = %exec_id, %error, "killing by marker failed");
+                    kill(client, &exec_id, container.inspect.state.pid).await
+                }
+            };
             tracing::info!(container = %container.id, exec = %exec_id, killed, "exec timed out");
             Ok(Ran::TimedOut { killed })
         }
@@ -137,17 +155,18 @@ async fn kill(client: &EngineClient, exec_id: &str, container_pid: i64) -> bool 
         .status()
         .await
         .is_ok_and(|status| status.success());
-    if !killed {
-        return false;
-    }
-    // The engine notices the exit a moment later.
+    killed && stopped(client, exec_id).await
+}
+
+/// Whether the exec's process is gone (the engine notices an exit a moment later).
+async fn stopped(client: &EngineClient, exec_id: &str) -> bool {
     for _ in 0..20 {
         match client.inspect_exec(exec_id).await {
             Ok(exec) if exec.running => smol::Timer::after(Duration::from_millis(50)).await,
             _ => return true,
         };
     }
-    true
+    false
 }
 
 fn same_pid_namespace(pid: i64, other: i64) -> bool {
