@@ -66,16 +66,18 @@ fn channel_feed(t: &EngineRun, channel: u32) -> mpsc::Receiver<(Instant, Vec<u8>
     rx
 }
 
-/// Reads the feed until `marker` shows up; returns the bytes read and when the marker arrived.
-fn read_until(feed: &mpsc::Receiver<(Instant, Vec<u8>)>, marker: &[u8]) -> (usize, Instant) {
-    let mut total = 0;
+/// Reads the feed until `marker` shows up; returns the bytes and frames read and when the
+/// marker arrived.
+fn read_until(feed: &mpsc::Receiver<(Instant, Vec<u8>)>, marker: &[u8]) -> (usize, usize, Instant) {
+    let (mut total, mut frames) = (0, 0);
     let mut tail: Vec<u8> = Vec::new();
     loop {
         let (at, payload) = feed.recv_timeout(Duration::from_secs(120)).expect("terminal output");
         total += payload.len();
+        frames += 1;
         tail.extend_from_slice(&payload);
         if tail.windows(marker.len()).any(|w| w == marker) {
-            return (total, at);
+            return (total, frames, at);
         }
         let keep = tail.len().saturating_sub(marker.len());
         tail.drain(..keep);
@@ -114,7 +116,7 @@ fn bench(which: EngineName, bin: &std::path::Path) {
     read_until(&feed, b"READY-2");
     let started = Instant::now();
     send(&t, channel, &mut offset, b"cat /tmp/big; echo DONE-$((2+2))\r");
-    let (through_worker, arrived) = read_until(&feed, b"DONE-4");
+    let (through_worker, frames, arrived) = read_until(&feed, b"DONE-4");
     let worker_time = arrived - started;
 
     // The engine's CLI, same container, same file: pipes, then a TTY.
@@ -189,8 +191,9 @@ fn bench(which: EngineName, bin: &std::path::Path) {
     let direct_median = median(direct_rtt);
     println!("{} — terminal", which.as_str());
     println!(
-        "  throughput  through the worker {:8.1} MB/s ({through_worker} bytes in {worker_time:.2?})",
-        mb_per_s(through_worker, worker_time)
+        "  throughput  through the worker {:8.1} MB/s ({through_worker} bytes in {worker_time:.2?}; {frames} frames, {} bytes each on average)",
+        mb_per_s(through_worker, worker_time),
+        through_worker / frames.max(1)
     );
     println!(
         "              {} exec -i cat {:8.1} MB/s ({through_cli} bytes in {cli_time:.2?}; pipes, no TTY)",
