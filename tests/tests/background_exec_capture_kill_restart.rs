@@ -283,6 +283,9 @@ fn background(t: &mut EngineRun) {
     expected.push_str("flood-done\n");
     assert!(expected.as_bytes().ends_with(&stdout), "the kept stdout is the newest output");
     assert_eq!(stdout.len() as u64 + lost, expected.len() as u64);
+    // One relay reader follows the survivor: the old worker's (which outlived it) was ended.
+    let ps = direct_ps(t, &id);
+    assert_eq!(ps.lines().filter(|l| l.contains("max=$4")).count(), 1, "relay readers:\n{ps}");
     let killed = streams::ok(
         &t.orchestrator,
         &t.worker_id,

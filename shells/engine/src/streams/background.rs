@@ -31,7 +31,7 @@ use cropscode_core::protocol::commands::{
 use serde::{Deserialize, Serialize};
 
 use super::relay::{self, Frame};
-use super::signals::{EXEC_MARKER, Marked, signal_marked, signal_name, signal_number, signal_of_exit};
+use super::signals::{EXEC_MARKER, Marked, READER_MARKER, signal_marked, signal_name, signal_number, signal_of_exit};
 use super::spool::{self, SpoolWriter};
 use crate::worker::{Failure, Outcome};
 use crate::{EngineClient, ExecLimits, ExecSpec, OutputKind, OutputStream, WorkerEngine};
@@ -592,9 +592,19 @@ async fn read_relay(
     dir: &str,
     spool: &mut SpoolWriter,
 ) -> Result<bool, String> {
+    // A reader of an earlier worker outlives it (the engine drops what it writes) until the
+    // command ends: end it first, so worker restarts do not pile readers up.
+    let stale = Marked { marker: READER_MARKER, value: &record.exec_id, user: record.user.as_deref(), exec_id: None };
+    if let Err(error) = signal_marked(client, &record.container_id, &stale, SIGKILL).await {
+        tracing::debug!(exec = %record.exec_id, %error, "cannot end an earlier relay reader");
+    }
     let at = spool.streams();
-    let spec =
-        ExecSpec { cmd: relay::reader(dir, at.stdout, at.stderr), user: record.user.clone(), ..ExecSpec::default() };
+    let spec = ExecSpec {
+        cmd: relay::reader(dir, at.stdout, at.stderr),
+        env: vec![format!("{READER_MARKER}={}", record.exec_id)],
+        user: record.user.clone(),
+        ..ExecSpec::default()
+    };
     let reader = client.create_exec(&record.container_id, &spec).await.map_err(|e| e.to_string())?;
     let mut output = client.start_exec(&reader, false).await.map_err(|e| e.to_string())?;
     let mut decoder = relay::Decoder::default();

@@ -23,6 +23,8 @@ use crate::{EngineClient, EngineError, ExecLimits, ExecSpec, Result};
 pub(crate) const SESSION_MARKER: &str = "CROPSCODE_SESSION";
 /// The environment marker of a background exec.
 pub(crate) const EXEC_MARKER: &str = "CROPSCODE_EXEC";
+/// The environment marker of a background exec's relay reader (`<execId>`).
+pub(crate) const READER_MARKER: &str = "CROPSCODE_RELAY_READER";
 
 /// Signals every process whose environment holds `$1` exactly, with signal
 /// number `$2`, and prints how many were signalled.
