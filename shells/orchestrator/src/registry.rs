@@ -115,6 +115,9 @@ pub(crate) struct Registry {
     next_connection: u64,
     next_worker: u64,
     next_command: u64,
+    /// When this registry issued its first command id (ns since the epoch, hex in ids), so a
+    /// restarted orchestrator never reuses an id a worker still remembers.
+    command_epoch: u64,
     next_waiter: u64,
     pub(crate) stopped: bool,
 }
@@ -126,8 +129,12 @@ impl Registry {
     }
 
     pub(crate) fn next_command_id(&mut self) -> String {
+        if self.command_epoch == 0 {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            self.command_epoch = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).max(1);
+        }
         self.next_command += 1;
-        format!("c-{}", self.next_command)
+        format!("c-{:x}-{}", self.command_epoch, self.next_command)
     }
 
     pub(crate) fn add_connection(&mut self, connection: u64, outbound: async_channel::Sender<Outbound>) {
@@ -266,6 +273,18 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_new_registry_never_reissues_an_earlier_ones_command_ids() {
+        let mut first = Registry::default();
+        let a = first.next_command_id();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let mut restarted = Registry::default();
+        let b = restarted.next_command_id();
+        assert!(a.starts_with("c-") && a.ends_with("-1"), "{a}");
+        assert_ne!(a, b);
+        assert_ne!(first.next_command_id(), a);
+    }
+
     use super::*;
     use cropscode_core::protocol::{Limits, Mode};
 
