@@ -295,6 +295,16 @@ fn background(t: &mut EngineRun) {
     assert_eq!(killed, json!({ "execId": survivor, "alreadyExited": false, "signal": "KILL" }));
     assert!(!direct_ps(t, &id).contains("sleep 1003"));
     assert_eq!(capture(t, &survivor, 0)["running"], false);
+    // The container restarts under a running command: the command and its relay die with
+    // it, the relay's files stay; the capture ends with what was written before.
+    let doomed = start(t, &id, &tenant, "echo before-stop; exec sleep 1004");
+    capture_until(t, &doomed, "its line", |r| text(r).contains("before-stop"));
+    block_on(t.client.stop_container(&id, Some(Duration::from_secs(1)))).expect("stop");
+    block_on(t.client.start_container(&id)).expect("start");
+    let ended =
+        capture_until(t, &doomed, "the end of a command its container's restart ended", |r| r["running"] == false);
+    assert_eq!(text(&ended), "before-stop\n", "{ended}");
+
     // Nothing of the relays is left: no directory, no process.
     assert_eq!(direct_sh(t, &id, "ls -a /tmp | grep -c '^[.]cropscode-'").trim(), "0", "a relay's directory is left");
     // (A relay's last step, after it closed its stream, may still be ending.)

@@ -11,6 +11,7 @@
 //! command ──stdout──► o.p ──relay──► o.<offset> … (segments of ≤ 2 MiB, newest 3 full ones kept)
 //!         ──stderr──► e.p ──relay──► e.<offset> …
 //!                                    o.end / e.end once the stream closed
+//!                                    o.pid / e.pid the relays' process ids
 //! ```
 //!
 //! The wrapper (a `sh` without the `CROPSCODE_EXEC` marker) starts the two
@@ -31,6 +32,10 @@
 //! L <o|e> <offset>\n        the bytes up to <offset> were dropped in the container
 //! E\n                       both streams ended and everything was sent
 //! ```
+//!
+//! A stream has ended when its relay wrote `<s>.end`, or when its relay is
+//! gone without writing it (the container restarted: the command and its
+//! relays died with it, the files stayed).
 //!
 //! It polls the files (50 ms, backing off to 1 s while nothing is new), and
 //! a container keeps at most 8 MiB of each stream ([`KEEP`]): when the
@@ -68,10 +73,11 @@ pub(crate) const PREPARE: &str = r#"umask 077 && mkdir "$1" && mkfifo "$1/o.p" "
 /// holds at most SEGMENT_BYTES; each ends at a read boundary and is named by
 /// the offset of its first byte.
 pub(crate) const RELAY: &str = r#"d=$1 s=$2 n=$(($3 / 4096)) keep=$4 off=0 kept=
+echo "$$" >"$d/$s.pid"
 while :; do
   f=$d/$s.$off
   dd bs=4096 count="$n" of="$f" 2>/dev/null
-  z=$(($(wc -c <"$f" 2>/dev/null || echo 0) + 0))
+  z=$(($(wc -c 2>/dev/null <"$f" || echo 0) + 0))
   if [ "$z" -eq 0 ]; then rm -f "$f"; break; fi
   kept="$kept $off" off=$((off + z))
   set -- $kept
@@ -100,10 +106,10 @@ step() {
     printf 'L %s %s\n' "$s" "$low"; off=$low best=$low moved=1
   fi
   f=$d/$s.$best
-  z=$(($(wc -c <"$f" 2>/dev/null || echo 0) + 0))
+  z=$(($(wc -c 2>/dev/null <"$f" || echo 0) + 0))
   if [ $((best + z)) -gt "$off" ]; then
-    { tail -c +$((off - best + 1)) <&3 | head -c "$max" >"$d/r.tmp"; } 3<"$f" 2>/dev/null
-    n=$(($(wc -c <"$d/r.tmp" 2>/dev/null || echo 0) + 0))
+    { tail -c +$((off - best + 1)) <&3 | head -c "$max" >"$d/r.tmp"; } 2>/dev/null 3<"$f"
+    n=$(($(wc -c 2>/dev/null <"$d/r.tmp" || echo 0) + 0))
     if [ "$n" -gt 0 ]; then
       printf 'D %s %s\n' "$s" "$n"; cat "$d/r.tmp" || exit 1
       off=$((off + n)) moved=1
@@ -111,9 +117,16 @@ step() {
   fi
   eval "$s=\$off"
 }
+# A stream ended when its relay said so, or when its relay is gone without
+# saying so (the container restarted and killed it).
+over() {
+  [ -e "$d/$1.end" ] && return 0
+  read -r p 2>/dev/null <"$d/$1.pid" || return 1
+  ! tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline" | grep -qxF "$d"
+}
 while :; do
   ended=
-  if [ -e "$d/o.end" ] && [ -e "$d/e.end" ]; then ended=1; fi
+  if over o && over e; then ended=1; fi
   moved=
   step o
   step e
