@@ -88,7 +88,8 @@ fn background(t: &mut EngineRun) {
         &tenant,
         "echo out-1; echo err-1 >&2; i=0; while true; do echo tick-$i; i=$((i+1)); usleep 50000; done",
     );
-    let first = capture_until(t, &ticker, "some ticks", |r| text(r).contains("tick-5"));
+    // (Each stream is copied on its own: wait for both.)
+    let first = capture_until(t, &ticker, "some ticks", |r| text(r).contains("tick-5") && text(r).contains("err-1"));
     assert_eq!(first["running"], true, "{first}");
     assert_eq!((first["offset"].as_u64(), first["lostBytes"].as_u64()), (Some(0), Some(0)));
     let got = pieces(&first);

@@ -316,10 +316,10 @@ impl BackgroundExecs {
                         Ok(false) => tracing::debug!(exec = %exec_id, "the relay reader stopped early"),
                         Err(error) => tracing::warn!(exec = %exec_id, %error, "reading the relay failed"),
                     }
-                    // A reader can run only while the container does.
-                    match client.inspect_container(&record.container_id).await {
-                        Ok(inspect) if inspect.state.running => {}
-                        _ => break,
+                    // A reader runs only while the container does; one that restarts gets
+                    // a while to come back (its relay's files are still there).
+                    if !container_back(&client, &record.container_id).await {
+                        break;
                     }
                 }
                 tracing::info!(exec = %exec_id, bytes = spool.end(), drained, "background output copied");
@@ -399,7 +399,15 @@ impl BackgroundExecs {
     /// Whether the command still runs, asking the engine when no task of
     /// this worker follows it (after a restart); records an end it learns of.
     async fn refresh(&self, client: &EngineClient, record: ExecRecord) -> Outcome<ExecRecord> {
-        if !record.running || self.is_pumping(&record.exec_id) {
+        if self.is_pumping(&record.exec_id) {
+            return Ok(record);
+        }
+        if !record.running {
+            // Ended while its container was stopped: what the relay kept (and the relay's
+            // directory) is taken once the container runs again.
+            if record.relay.is_some() && !record.drained && container_running(client, &record.container_id).await {
+                self.spawn_follow(client.clone(), record.clone());
+            }
             return Ok(record);
         }
         if record.relay.is_some() && !record.drained {
@@ -557,6 +565,25 @@ impl BackgroundExecs {
         for task in tasks {
             task.cancel().await;
         }
+    }
+}
+
+/// How long a follow task waits for a stopped container to run again.
+const RESTART_WAIT: Duration = Duration::from_secs(10);
+
+async fn container_running(client: &EngineClient, container: &str) -> bool {
+    client.inspect_container(container).await.is_ok_and(|inspect| inspect.state.running)
+}
+
+/// Whether the container runs, or runs again within [`RESTART_WAIT`] (false at once when it is gone).
+async fn container_back(client: &EngineClient, container: &str) -> bool {
+    let started = Instant::now();
+    loop {
+        match client.inspect_container(container).await {
+            Ok(inspect) if inspect.state.running => return true,
+            Ok(_) if started.elapsed() < RESTART_WAIT => smol::Timer::after(Duration::from_millis(250)).await,
+            _ => return false,
+        };
     }
 }
 
