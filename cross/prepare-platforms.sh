@@ -4,7 +4,7 @@
 # everything is there it returns at once without touching apt.
 #
 #   cross/prepare-platforms.sh          # toolchain, mingw-w64, clang/lld/llvm 14
-#   cross/prepare-platforms.sh wine     # also wine64 (to run the windows-gnu .exe)
+#   cross/prepare-platforms.sh wine     # also wine64 (to run the windows-gnu .exe and its tests)
 #
 # Needs root (or sudo). See cross/README.md, "Windows and macOS".
 set -euo pipefail
@@ -16,6 +16,10 @@ base=(rustc-web cargo-web rust-web-src)
 # msvc + Apple: ring's C code is compiled by clang (clang-cl for msvc), archived by llvm-ar /
 # llvm-lib; lld-14 provides lld-link, which clang-cl's driver looks for.
 tools=(gcc-mingw-w64-x86-64 clang-14 lld-14 llvm-14)
+# Wine: Debian's 64-bit loader alone (/usr/lib/wine/wine64; the `wine` package would add the
+# /usr/bin wrappers and the 32-bit side, which a 64-bit .exe does not need). Wine 8.0 lacks
+# bcryptprimitives.dll: cross/platforms.sh builds a stand-in from cross/wine/ with the
+# mingw-w64 gcc above.
 wine=(wine64)
 
 want=("${base[@]}" "${tools[@]}")
