@@ -227,7 +227,15 @@ impl BackgroundExecs {
             privileged: request.privileged,
             ..ExecSpec::default()
         };
-        let engine_exec_id = client.create_exec(&owned.id, &spec).await?;
+        let engine_exec_id = match client.create_exec(&owned.id, &spec).await {
+            Ok(id) => id,
+            Err(error) => {
+                if let Some(dir) = &relay {
+                    remove_relay(&client, &owned.id, dir, request.user.as_deref()).await;
+                }
+                return Err(error.into());
+            }
+        };
         let spool = SpoolWriter::create(&dir.join(&exec_id), self.spool_bytes)
             .map_err(|e| internal("creating the spool", e))?;
         let tenant = request.tenant.clone().or_else(|| owned.inspect.config.labels.get(LABEL_TENANT).cloned());
@@ -251,7 +259,15 @@ impl BackgroundExecs {
             // Started attached and let go: Podman (4.x) never records the end of an exec
             // started detached; one whose caller went away it records. The output
             // goes to the relay, so the connection carries nothing.
-            drop(client.start_exec(&engine_exec_id, false).await?);
+            if let Err(error) = client.start_exec(&engine_exec_id, false).await {
+                // Nothing runs: nothing to follow.
+                remove_relay(&client, &owned.id, relay.as_deref().unwrap_or_default(), request.user.as_deref()).await;
+                let _ = self.update(&exec_id, |r| {
+                    r.running = false;
+                    r.drained = true;
+                });
+                return Err(error.into());
+            }
             drop(spool);
             self.spawn_follow(client, record);
         } else {
@@ -308,13 +324,23 @@ impl BackgroundExecs {
                     if attempt > 0 {
                         smol::Timer::after(Duration::from_secs(1)).await;
                     }
-                    match read_relay(&client, &record, &relay_dir, &mut spool).await {
-                        Ok(true) => {
+                    let read = async { Some(read_relay(&client, &record, &relay_dir, &mut spool).await) };
+                    let watchdog = async {
+                        abandoned(&client, &record).await;
+                        None
+                    };
+                    match futures_lite::future::or(read, watchdog).await {
+                        Some(Ok(true)) => {
                             drained = true;
                             break;
                         }
-                        Ok(false) => tracing::debug!(exec = %exec_id, "the relay reader stopped early"),
-                        Err(error) => tracing::warn!(exec = %exec_id, %error, "reading the relay failed"),
+                        Some(Ok(false)) => tracing::debug!(exec = %exec_id, "the relay reader stopped early"),
+                        Some(Err(error)) => tracing::warn!(exec = %exec_id, %error, "reading the relay failed"),
+                        None => {
+                            tracing::warn!(exec = %exec_id, "the command ended but its relay did not; giving up on the rest");
+                            drained = true;
+                            break;
+                        }
                     }
                     // A reader runs only while the container does; one that restarts gets
                     // a while to come back (its relay's files are still there).
@@ -345,14 +371,7 @@ impl BackgroundExecs {
             Err(_) => (true, None),
         };
         if drained {
-            let rm = ExecSpec {
-                cmd: vec!["rm".into(), "-rf".into(), relay_dir.clone()],
-                user: record.user.clone(),
-                ..ExecSpec::default()
-            };
-            if let Err(error) = client.exec(&record.container_id, &rm, HELPER_LIMITS).await {
-                tracing::debug!(exec = %exec_id, %error, "cannot remove the relay directory");
-            }
+            remove_relay(&client, &record.container_id, &relay_dir, record.user.as_deref()).await;
         }
         if let Err(error) = self.update(&exec_id, |r| {
             r.drained |= drained;
@@ -568,6 +587,31 @@ impl BackgroundExecs {
     }
 }
 
+/// How long a relay may go on after the command's exec ended (it cannot, normally:
+/// the wrapper waits for it) before the follow task gives up on it.
+const ORPHAN_GRACE: Duration = Duration::from_secs(30);
+
+/// Returns once the command's exec has been over for [`ORPHAN_GRACE`] (never while it runs).
+async fn abandoned(client: &EngineClient, record: &ExecRecord) {
+    let mut over_since: Option<Instant> = None;
+    loop {
+        smol::Timer::after(Duration::from_secs(5)).await;
+        match client.inspect_exec(&record.engine_exec_id).await {
+            Ok(inspect) if inspect.running => over_since = None,
+            Ok(_) => {
+                over_since.get_or_insert_with(Instant::now);
+            }
+            Err(e) if e.is_not_found() => {
+                over_since.get_or_insert_with(Instant::now);
+            }
+            Err(_) => {}
+        }
+        if over_since.is_some_and(|since| since.elapsed() >= ORPHAN_GRACE) {
+            return;
+        }
+    }
+}
+
 /// How long a follow task waits for a stopped container to run again.
 const RESTART_WAIT: Duration = Duration::from_secs(10);
 
@@ -606,6 +650,18 @@ async fn prepare_relay(client: &EngineClient, container: &str, dir: &str, user: 
             tracing::info!(container, %error, "no output relay in this container: background output is copied only while the worker runs");
             false
         }
+    }
+}
+
+/// Removes a relay's directory in the container (best effort).
+async fn remove_relay(client: &EngineClient, container: &str, dir: &str, user: Option<&str>) {
+    let rm = ExecSpec {
+        cmd: vec!["rm".into(), "-rf".into(), dir.into()],
+        user: user.map(String::from),
+        ..ExecSpec::default()
+    };
+    if let Err(error) = client.exec(container, &rm, HELPER_LIMITS).await {
+        tracing::debug!(container, %error, "cannot remove a relay directory");
     }
 }
 
