@@ -320,11 +320,11 @@ impl WorkerProcess {
         let child = self.child.as_mut()?;
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         let status = self.wait_exit(Duration::from_secs(10));
-        if status.is_none() {
-            if let Some(child) = self.child.as_mut() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if status.is_none()
+            && let Some(child) = self.child.as_mut()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         self.child = None;
         status

@@ -77,7 +77,7 @@ fn bad_frames_get_error_replies_and_the_session_survives() {
     // Still the same connection, still answering commands and heartbeats.
     let listed = block_on(orchestrator.command(id, "container.list", serde_json::json!({}), Duration::from_secs(10)))
         .expect("a command after the bad frames is answered");
-    assert_eq!(listed.id.is_empty(), false);
+    assert!(!listed.id.is_empty());
     let workers = orchestrator.workers();
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0].connection, reg.connection, "the connection was replaced");

@@ -52,7 +52,9 @@ impl LoginCommand {
         files::write_credentials(&path, &credentials)
             .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?;
 
-        println!("Token stored in {} (readable by you only).", path.display());
+        // On unix the file is 0600; on Windows it is guarded by the profile folder's ACL.
+        let guard = if cfg!(unix) { "readable by you only" } else { "in your user profile" };
+        println!("Token stored in {} ({guard}).", path.display());
         match url {
             Some(url) => println!("Orchestrator: {url}"),
             None => println!(

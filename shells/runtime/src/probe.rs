@@ -144,7 +144,7 @@ fn existing_ancestor(dir: &Path) -> PathBuf {
     let mut missing = Vec::new();
     let mut current = absolute.as_path();
     loop {
-        if let Ok(canonical) = current.canonicalize() {
+        if let Ok(canonical) = current.canonicalize().map(plain) {
             // Re-append what does not exist yet, so the longest-prefix match
             // still sees e.g. a mount point the data dir will live under.
             return missing.iter().rev().fold(canonical, |path: PathBuf, part| path.join(part));
@@ -157,6 +157,29 @@ fn existing_ancestor(dir: &Path) -> PathBuf {
             _ => return absolute,
         }
     }
+}
+
+/// `canonicalize` on Windows answers in the verbatim form (`\\?\C:\…`,
+/// `\\?\UNC\server\share\…`), which no mount point (`C:\`) is a prefix of:
+/// back to the plain form there. Elsewhere the path is left as it is.
+fn plain(path: PathBuf) -> PathBuf {
+    if !cfg!(windows) {
+        return path;
+    }
+    match path.to_str().and_then(strip_verbatim) {
+        Some(stripped) => PathBuf::from(stripped),
+        None => path,
+    }
+}
+
+/// `\\?\C:\x` → `C:\x`, `\\?\UNC\srv\share\x` → `\\srv\share\x`; `None` for anything else.
+fn strip_verbatim(path: &str) -> Option<String> {
+    if let Some(rest) = path.strip_prefix(r"\\?\UNC\") {
+        return Some(format!(r"\\{rest}"));
+    }
+    let rest = path.strip_prefix(r"\\?\")?;
+    let bytes = rest.as_bytes();
+    (bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':').then(|| rest.to_owned())
 }
 
 /// Picks the disk whose mount point is the longest prefix of `dir`.
@@ -183,6 +206,15 @@ fn data_disk_index<'a>(mount_points: impl Iterator<Item = &'a Path>, dir: &Path)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn windows_verbatim_paths_become_plain() {
+        assert_eq!(strip_verbatim(r"\\?\C:\ProgramData\cropscode").as_deref(), Some(r"C:\ProgramData\cropscode"));
+        assert_eq!(strip_verbatim(r"\\?\UNC\srv\share\data").as_deref(), Some(r"\\srv\share\data"));
+        assert_eq!(strip_verbatim(r"\\?\Volume{0123}\x"), None);
+        assert_eq!(strip_verbatim(r"C:\already\plain"), None);
+        assert_eq!(strip_verbatim("/var/lib/cropscode"), None);
+    }
+
     use super::*;
 
     fn pick(mounts: &[&str], dir: &str) -> Option<usize> {
@@ -208,7 +240,7 @@ mod tests {
 
     #[test]
     fn missing_data_dirs_resolve_through_their_ancestors() {
-        let base = std::env::temp_dir().canonicalize().unwrap();
+        let base = plain(std::env::temp_dir().canonicalize().unwrap());
         let dir = base.join("cropscode-not-there-yet").join("data");
         assert_eq!(existing_ancestor(&dir), dir);
     }

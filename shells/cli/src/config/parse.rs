@@ -260,9 +260,11 @@ mod tests {
 
     #[test]
     fn bind_roots_and_port_ranges() {
+        // Absolute as the host sees it: `/srv/data` is not absolute on Windows.
+        let (a, b) = if cfg!(windows) { (r"C:\srv\data", r"D:\x") } else { ("/srv/data", "/mnt/x") };
         assert_eq!(absolute_paths("").unwrap(), Vec::<String>::new());
-        assert_eq!(absolute_paths(" /srv/data , /mnt/x ").unwrap(), ["/srv/data", "/mnt/x"]);
-        assert!(absolute_paths("/ok,relative").unwrap_err().contains("relative"));
+        assert_eq!(absolute_paths(&format!(" {a} , {b} ")).unwrap(), [a, b]);
+        assert!(absolute_paths(&format!("{a},relative")).unwrap_err().contains("relative"));
         assert_eq!(port_range("8000-9000").unwrap(), (8000, 9000));
         assert_eq!(port_range(" 80 - 80 ").unwrap(), (80, 80));
         for bad in ["", "80", "0-10", "9000-8000", "1-70000", "a-b"] {

@@ -108,10 +108,15 @@ impl Detection {
         self.engines.iter().any(|e| e.answer.as_ref().is_ok_and(|v| v.kind == kind))
     }
 
-    /// Whether a worker (with a data directory) starts a Podman service: Podman is
-    /// installed, may serve, and no Podman socket answers.
+    /// Whether a worker (with a data directory) starts a Podman service: on Linux (where
+    /// `podman system service` runs; on macOS and Windows Podman lives in a machine that
+    /// `podman machine start` starts), Podman is installed, may serve, and no Podman socket
+    /// answers.
     pub fn starts_podman(&self, preference: EnginePreference) -> bool {
-        self.podman_binary.is_some() && preference != EnginePreference::Docker && !self.answers(EngineKind::Podman)
+        cfg!(target_os = "linux")
+            && self.podman_binary.is_some()
+            && preference != EnginePreference::Docker
+            && !self.answers(EngineKind::Podman)
     }
 }
 
