@@ -70,6 +70,16 @@ fn start(t: &EngineRun, id: &str, tenant: &str, script: &str) -> String {
     started["execId"].as_str().expect("execId").to_string()
 }
 
+/// How many relay directories the container holds (`None` when it cannot run anything).
+fn direct_relays(t: &EngineRun, id: &str) -> Option<usize> {
+    let spec = ExecSpec {
+        cmd: vec!["sh".into(), "-c".into(), "ls -a /tmp | grep -c '^[.]cropscode-'".into()],
+        ..ExecSpec::default()
+    };
+    let out = block_on(t.client.exec(id, &spec, ExecLimits::default())).ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
 /// Runs a shell command in the container directly on the engine.
 fn direct_sh(t: &EngineRun, id: &str, script: &str) -> String {
     let spec = ExecSpec { cmd: vec!["sh".into(), "-c".into(), script.into()], ..ExecSpec::default() };
@@ -306,8 +316,24 @@ fn background(t: &mut EngineRun) {
         capture_until(t, &doomed, "the end of a command its container's restart ended", |r| r["running"] == false);
     assert_eq!(text(&ended), "before-stop\n", "{ended}");
 
+    // Stopped for longer than a follow waits for it: the relay stays in the container until
+    // it starts again, then it is taken (on the engine's start event) and removed.
+    let parked = start(t, &id, &tenant, "echo before-park; exec sleep 1005");
+    capture_until(t, &parked, "its line", |r| text(r).contains("before-park"));
+    block_on(t.client.stop_container(&id, Some(Duration::from_secs(1)))).expect("stop");
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(direct_relays(t, &id), None, "no exec in a stopped container");
+    block_on(t.client.start_container(&id)).expect("start");
+    let deadline = Instant::now() + WAIT;
+    while direct_relays(t, &id) != Some(0) {
+        assert!(Instant::now() < deadline, "the relay left in the container is not taken after it started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ended = capture(t, &parked, 0);
+    assert_eq!((text(&ended).as_str(), &ended["running"]), ("before-park\n", &json!(false)), "{ended}");
+
     // Nothing of the relays is left: no directory, no process.
-    assert_eq!(direct_sh(t, &id, "ls -a /tmp | grep -c '^[.]cropscode-'").trim(), "0", "a relay's directory is left");
+    assert_eq!(direct_relays(t, &id), Some(0), "a relay's directory is left");
     // (A relay's last step, after it closed its stream, may still be ending.)
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

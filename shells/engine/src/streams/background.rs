@@ -308,6 +308,19 @@ impl BackgroundExecs {
         }
     }
 
+    /// A container started: background execs whose relay output is still in it
+    /// (it stopped before everything was copied) are followed to their end.
+    pub(crate) fn container_started(&self, client: &EngineClient, container_id: &str) {
+        let Ok(dir) = self.dir() else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for exec_id in entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()) {
+            let Ok(record) = self.load(&exec_id, None) else { continue };
+            if record.container_id == container_id && record.relay.is_some() && !record.drained {
+                self.spawn_follow(client.clone(), record);
+            }
+        }
+    }
+
     /// Copies a relayed exec's output into its spool from where the spool
     /// ends, until the relay says both streams ended; then records how the
     /// command ended and removes the relay.

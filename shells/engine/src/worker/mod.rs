@@ -137,11 +137,24 @@ impl WorkerEngine {
         let (shared, podman) = Shared::start(&options).await;
         let shared = Arc::new(shared);
         let follow = smol::spawn(running::follow(shared.clone(), options.resync_interval));
+        let streams = Streams::new(options.data_dir.as_deref());
+        // A container of this worker started: background output a relay kept there is taken.
+        let relays = smol::spawn({
+            let (shared, background) = (shared.clone(), streams.background.clone());
+            async move {
+                let started = shared.started_containers();
+                while let Ok(id) = started.recv().await {
+                    if let Ok(client) = shared.client().await {
+                        background.container_started(&client, &id);
+                    }
+                }
+            }
+        });
         let engine = WorkerEngine {
             shared,
-            background: Arc::new(Background { tasks: Mutex::new(vec![follow]), podman: Mutex::new(podman) }),
+            background: Arc::new(Background { tasks: Mutex::new(vec![follow, relays]), podman: Mutex::new(podman) }),
             pulled: Arc::new(pulled::PulledImages::load(options.data_dir.as_deref())),
-            streams: Streams::new(options.data_dir.as_deref()),
+            streams,
         };
         // Background output an earlier worker was copying goes on being copied.
         if let Some(client) = engine.client().await {

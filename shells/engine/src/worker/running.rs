@@ -130,6 +130,9 @@ pub(crate) async fn follow(shared: Arc<Shared>, resync: Duration) {
             .await;
             let recount = match wake {
                 Wake::Event(Some(Ok(event))) => {
+                    if event.action == "start" {
+                        shared.container_started(&event.actor.id);
+                    }
                     let counted = COUNTED_ACTIONS.contains(&event.action.as_str());
                     if counted {
                         // Docker reports `die` a moment before its container list shows

@@ -187,6 +187,9 @@ pub(crate) struct Shared {
     endpoint: RwLock<String>,
     identity: RwLock<Option<String>>,
     identity_changed: (smol::channel::Sender<()>, smol::channel::Receiver<()>),
+    /// Ids of this worker's containers the engine reported started (the event follower
+    /// sends, the background execs listen: a relay left in a stopped container is taken).
+    started: (smol::channel::Sender<String>, smol::channel::Receiver<String>),
     pub(crate) running: Arc<AtomicU32>,
     health: AtomicU8,
     /// The owner's security floor (see `EngineOptions::security_floor`).
@@ -269,6 +272,7 @@ impl Shared {
             engines: Mutex::new(engines),
             identity: RwLock::new(options.worker_id.clone()),
             identity_changed: smol::channel::bounded(1),
+            started: smol::channel::bounded(64),
             running: options.containers_running.clone(),
             floor: options.security_floor,
         };
@@ -344,6 +348,16 @@ impl Shared {
 
     pub(crate) fn identity_changes(&self) -> smol::channel::Receiver<()> {
         self.identity_changed.1.clone()
+    }
+
+    /// Notes that one of this worker's containers started (dropped when nobody keeps up).
+    pub(crate) fn container_started(&self, id: &str) {
+        let _ = self.started.0.try_send(id.to_owned());
+    }
+
+    /// The containers reported started, as [`container_started`](Self::container_started) notes them.
+    pub(crate) fn started_containers(&self) -> smol::channel::Receiver<String> {
+        self.started.1.clone()
     }
 
     /// Notes whether the engine answered, logging each change once.
