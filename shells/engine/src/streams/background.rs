@@ -46,6 +46,8 @@ const SIGKILL: u8 = 9;
 const RECORD: &str = "exec.json";
 /// Ended execs whose spools are kept; older ones are removed when a new exec starts.
 const KEEP_ENDED: usize = 256;
+/// What is kept of a relay reader's stderr, for the log.
+const COMPLAINT_BYTES: usize = 1024;
 /// Reader execs a follow task starts before it gives up while the container runs.
 const READER_ATTEMPTS: u32 = 5;
 /// Bounds the short helper execs (prepare the relay, remove it).
@@ -165,14 +167,9 @@ impl BackgroundExecs {
 
     /// Removes the spools of the oldest ended execs beyond [`KEEP_ENDED`].
     fn prune(&self, keep: &str) {
-        let Ok(dir) = self.dir() else { return };
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        let mut ended: Vec<(u64, String)> = entries
-            .flatten()
-            .filter_map(|entry| entry.file_name().into_string().ok())
-            .filter(|exec_id| exec_id != keep)
-            .filter_map(|exec_id| self.load(&exec_id, None).ok())
-            .filter(|record| !record.running)
+        let mut ended: Vec<(u64, String)> = self
+            .records()
+            .filter(|record| !record.running && record.exec_id != keep)
             .map(|record| (record.started_at, record.exec_id))
             .collect();
         if ended.len() <= KEEP_ENDED {
@@ -187,6 +184,17 @@ impl BackgroundExecs {
         }
     }
 
+    /// Every readable record under the data directory.
+    fn records(&self) -> impl Iterator<Item = ExecRecord> + '_ {
+        let entries = self.dir().ok().and_then(|dir| std::fs::read_dir(dir).ok());
+        entries
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter_map(|exec_id| self.load(&exec_id, None).ok())
+    }
+
     fn is_pumping(&self, exec_id: &str) -> bool {
         self.pumping.lock().map(|p| p.contains(exec_id)).unwrap_or(false)
     }
@@ -198,15 +206,9 @@ impl BackgroundExecs {
         request: ContainerExecBackground,
     ) -> Outcome<ContainerExecBackgroundResult> {
         let dir = self.dir()?.to_path_buf();
-        let client = super::serving_client(engine).await?;
-        let owned = engine.resolve(&client, &request.container_id, request.tenant.as_deref()).await?;
+        let (client, owned) =
+            super::running_container(engine, &request.container_id, request.tenant.as_deref()).await?;
         engine.check_user(request.user.as_deref(), &owned.inspect.config.user)?;
-        if !owned.inspect.state.running {
-            return Err(Failure::wire(
-                ErrorCode::Conflict,
-                format!("container `{}` is not running; start it first", request.container_id),
-            ));
-        }
         let now = now_unix();
         let exec_id = format!("x-{:x}-{}", now.as_millis(), self.serial.fetch_add(1, Ordering::Relaxed));
         let relay_dir = relay::dir(&exec_id);
@@ -297,27 +299,17 @@ impl BackgroundExecs {
     /// Goes on copying the output of every relayed exec that was running when
     /// an earlier worker stopped (called once an engine answers).
     pub(crate) fn resume(&self, client: &EngineClient) {
-        let Ok(dir) = self.dir() else { return };
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for exec_id in entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()) {
-            let Ok(record) = self.load(&exec_id, None) else { continue };
-            if record.running && record.relay.is_some() && !record.drained {
-                tracing::info!(exec = %exec_id, "following a background exec of an earlier worker");
-                self.spawn_follow(client.clone(), record);
-            }
+        for record in self.records().filter(|r| r.running && r.relay.is_some() && !r.drained) {
+            tracing::info!(exec = %record.exec_id, "following a background exec of an earlier worker");
+            self.spawn_follow(client.clone(), record);
         }
     }
 
     /// A container started: background execs whose relay output is still in it
     /// (it stopped before everything was copied) are followed to their end.
     pub(crate) fn container_started(&self, client: &EngineClient, container_id: &str) {
-        let Ok(dir) = self.dir() else { return };
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for exec_id in entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()) {
-            let Ok(record) = self.load(&exec_id, None) else { continue };
-            if record.container_id == container_id && record.relay.is_some() && !record.drained {
-                self.spawn_follow(client.clone(), record);
-            }
+        for record in self.records().filter(|r| r.container_id == container_id && r.relay.is_some() && !r.drained) {
+            self.spawn_follow(client.clone(), record);
         }
     }
 
@@ -370,14 +362,11 @@ impl BackgroundExecs {
             }
         };
         // How the command ended: the engine records it a moment after its output closed.
-        let inspect = if drained {
+        if drained {
             let code = client.exec_exit_code(&record.engine_exec_id);
             let _ = crate::client::with_timeout("exec exit code", DRAIN_WAIT, code).await;
-            client.inspect_exec(&record.engine_exec_id).await
-        } else {
-            client.inspect_exec(&record.engine_exec_id).await
-        };
-        let (running, exit_code) = match inspect {
+        }
+        let (running, exit_code) = match client.inspect_exec(&record.engine_exec_id).await {
             Ok(inspect) => (inspect.running, inspect.exit_code),
             Err(e) if e.is_not_found() => (false, None),
             // Unknown: a later `capture` or `kill` asks again.
@@ -709,7 +698,8 @@ async fn read_relay(
     while let Some(chunk) = output.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
         if chunk.kind == OutputKind::Stderr {
-            complaint.extend_from_slice(&chunk.data[..chunk.data.len().min(1024 - complaint.len().min(1024))]);
+            let room = COMPLAINT_BYTES.saturating_sub(complaint.len());
+            complaint.extend_from_slice(&chunk.data[..chunk.data.len().min(room)]);
             continue;
         }
         decoder.decode(chunk.data, &mut frames)?;
@@ -717,9 +707,9 @@ async fn read_relay(
             match frame {
                 Frame::Data(kind, data) => spool.append(kind, &data).map_err(|e| format!("spooling: {e}"))?,
                 Frame::Lost(kind, to) => {
-                    let from = spool.streams().of(kind);
-                    tracing::warn!(exec = %record.exec_id, ?kind, lost = to.saturating_sub(from), "background output was dropped in the container before the worker could copy it");
-                    spool.skip(kind, to.saturating_sub(from)).map_err(|e| format!("spooling: {e}"))?;
+                    let lost = relay::lost_bytes(spool.streams().of(kind), to)?;
+                    tracing::warn!(exec = %record.exec_id, ?kind, lost, "background output was dropped in the container before the worker could copy it");
+                    spool.skip(kind, lost).map_err(|e| format!("spooling: {e}"))?;
                 }
                 Frame::End => return Ok(true),
             }

@@ -28,14 +28,8 @@ impl LiveStreams {
         stream: StreamId,
         request: DisplayOpen,
     ) -> Outcome<()> {
-        let client = super::serving_client(engine).await?;
-        let owned = engine.resolve(&client, &request.container_id, request.tenant.as_deref()).await?;
-        if !owned.inspect.state.running {
-            return Err(Failure::wire(
-                ErrorCode::Conflict,
-                format!("container `{}` is not running; start it first", request.container_id),
-            ));
-        }
+        let (client, owned) =
+            super::running_container(engine, &request.container_id, request.tenant.as_deref()).await?;
         let routes = client.port_routes(&owned.id, request.port).await?;
         let candidates: Vec<SocketAddr> = if cfg!(target_os = "linux") {
             routes.direct.iter().chain(&routes.published).copied().collect()

@@ -43,7 +43,7 @@ use cropscode_core::protocol::ErrorCode;
 use cropscode_core::{StreamRead, StreamWrite};
 use futures_lite::{AsyncRead, AsyncWrite};
 
-use crate::worker::{Failure, Outcome};
+use crate::worker::{Failure, Outcome, Owned};
 use crate::{EngineClient, Upgraded, WorkerEngine};
 
 pub(crate) use background::BackgroundExecs;
@@ -261,6 +261,24 @@ impl LiveStreams {
         };
         futures_lite::future::or(all, limit).await;
     }
+}
+
+/// The serving engine's client and the caller's container, which must be running
+/// (`conflict` otherwise): what a terminal, a display or a background exec needs.
+async fn running_container(
+    engine: &WorkerEngine,
+    container_id: &str,
+    tenant: Option<&str>,
+) -> Outcome<(EngineClient, Owned)> {
+    let client = serving_client(engine).await?;
+    let owned = engine.resolve(&client, container_id, tenant).await?;
+    if !owned.inspect.state.running {
+        return Err(Failure::wire(
+            ErrorCode::Conflict,
+            format!("container `{container_id}` is not running; start it first"),
+        ));
+    }
+    Ok((client, owned))
 }
 
 /// The serving engine's client, or `engine_unavailable`.

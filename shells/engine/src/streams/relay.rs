@@ -178,6 +178,19 @@ pub(crate) fn reader(dir: &str, stdout: u64, stderr: u64) -> Vec<String> {
         .collect()
 }
 
+/// The most a single `L` frame may skip (1 TiB): the reader runs in the container, so
+/// a number it sends is checked before the spool records that many lost bytes.
+const MAX_LOST: u64 = 1 << 40;
+
+/// The bytes an `L` frame to `to` skips in a stream the spool holds up to `at`;
+/// an error for a skip backwards or beyond [`MAX_LOST`].
+pub(crate) fn lost_bytes(at: u64, to: u64) -> Result<u64, String> {
+    match to.checked_sub(at) {
+        Some(lost) if lost <= MAX_LOST => Ok(lost),
+        _ => Err(format!("implausible loss from the relay reader: from {at} to {to}")),
+    }
+}
+
 /// What the reader said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Frame {
@@ -300,6 +313,14 @@ mod tests {
         for bad in [&b"D x 3\nabc"[..], b"D o 0\n", b"D o 99999999999\n", b"hello\n", b"L o -1\n", &[b'D'; 80]] {
             assert!(decode_in_pieces(bad, 4).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn losses_are_checked() {
+        assert_eq!(lost_bytes(10, 10), Ok(0));
+        assert_eq!(lost_bytes(10, 4096), Ok(4086));
+        assert!(lost_bytes(4096, 10).is_err());
+        assert!(lost_bytes(0, u64::MAX).is_err());
     }
 
     #[test]

@@ -227,7 +227,7 @@ impl SpoolWriter {
         let (covered, complete) = scan(&last.path)?;
         let file = OpenOptions::new().append(true).open(&last.path)?;
         file.set_len(complete)?;
-        let at_start = StreamOffsets { stdout: last.stdout, stderr: last.start - last.stdout.min(last.start) };
+        let at_start = StreamOffsets { stdout: last.stdout, stderr: last.start.saturating_sub(last.stdout) };
         Ok(SpoolWriter {
             dir: dir.to_path_buf(),
             segment_bytes: (max_bytes / 2).max(1),

@@ -32,15 +32,9 @@ impl LiveStreams {
         stream: StreamId,
         request: TerminalOpen,
     ) -> Outcome<()> {
-        let client = super::serving_client(engine).await?;
-        let owned = engine.resolve(&client, &request.container_id, request.tenant.as_deref()).await?;
+        let (client, owned) =
+            super::running_container(engine, &request.container_id, request.tenant.as_deref()).await?;
         engine.check_user(request.user.as_deref(), &owned.inspect.config.user)?;
-        if !owned.inspect.state.running {
-            return Err(Failure::wire(
-                ErrorCode::Conflict,
-                format!("container `{}` is not running; start it first", request.container_id),
-            ));
-        }
         let mut env = request.env.to_pairs();
         env.push(format!("{SESSION_MARKER}={}", stream.session_id));
         let spec = ExecSpec {

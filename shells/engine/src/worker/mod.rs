@@ -30,6 +30,7 @@ mod images;
 mod lifecycle;
 mod naming;
 mod ownership;
+pub(crate) use ownership::Owned;
 mod podman_service;
 mod pulled;
 mod running;
