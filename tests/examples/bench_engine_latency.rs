@@ -23,12 +23,8 @@ const EXEC_ROUNDS: usize = 100;
 const WARMUP: usize = 10;
 
 fn main() {
-    let only: Vec<String> = std::env::args().skip(1).collect();
     let bin = cropscode_release_bin();
-    for which in EngineName::ALL {
-        if !only.is_empty() && !only.iter().any(|o| o == which.as_str()) {
-            continue;
-        }
+    for which in EngineName::from_args() {
         bench(which, bin);
     }
 }

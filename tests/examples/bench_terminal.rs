@@ -37,12 +37,8 @@ const KEYSTROKES: usize = 300;
 const WARMUP: usize = 20;
 
 fn main() {
-    let only: Vec<String> = std::env::args().skip(1).collect();
     let bin = cropscode_release_bin();
-    for which in EngineName::ALL {
-        if !only.is_empty() && !only.iter().any(|o| o == which.as_str()) {
-            continue;
-        }
+    for which in EngineName::from_args() {
         bench(which, bin);
     }
 }

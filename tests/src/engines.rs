@@ -61,6 +61,12 @@ impl EngineName {
     /// Both, in the order the benchmark prints them.
     pub const ALL: [EngineName; 2] = [EngineName::Docker, EngineName::Podman];
 
+    /// The engines a benchmark's arguments name (`docker`, `podman`), or both when none.
+    pub fn from_args() -> Vec<EngineName> {
+        let only: Vec<String> = std::env::args().skip(1).collect();
+        EngineName::ALL.into_iter().filter(|e| only.is_empty() || only.iter().any(|o| o == e.as_str())).collect()
+    }
+
     /// `docker` or `podman`, as in `CONTAINER_ENGINE` and `containerEngines`.
     pub fn as_str(self) -> &'static str {
         match self {
