@@ -103,8 +103,13 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                     running.push(Running::new(id, engine.open_stream(stream, command)));
                 }
                 Event::CloseStream { channel } => engine.close_stream(channel),
+                // Before any command of this registration: it runs under this id.
+                Event::Registered { worker_id } => engine.registered(&worker_id),
                 Event::HeartbeatDue => {
-                    let figures = probe.heartbeat();
+                    let mut figures = probe.heartbeat();
+                    if let Some(running) = engine.containers_running() {
+                        figures.containers_running = running;
+                    }
                     session.handle_heartbeat(clock.now(), figures);
                 }
                 _ => {}

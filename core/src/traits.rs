@@ -12,6 +12,7 @@ use core::task::{Context, Poll};
 
 use futures_lite::Stream;
 
+use crate::policy::SecurityFloor;
 use crate::protocol::{Command, Heartbeat, WireError};
 use crate::stream::StreamId;
 use crate::time::Instant;
@@ -182,6 +183,22 @@ pub enum StreamWrite {
 /// always reported by [`poll_stream_read`](Engine::poll_stream_read). The
 /// default methods serve no streams, so an engine without them keeps working
 /// (opening answers whatever `execute` answers for the command).
+///
+/// # What the driver and the floor tell the engine
+///
+/// Three hooks, all with do-nothing defaults, carry the facts an engine needs
+/// that are not in any one command; [`run`](crate::run) and
+/// [`PolicedEngine`](crate::policy::PolicedEngine) call them, so no caller has
+/// to wire them by hand:
+///
+/// - [`set_floor`](Engine::set_floor): once, when the engine is put behind a
+///   policy, with the floor in force (for the checks only the engine can make,
+///   such as an image's `USER` under `restricted`);
+/// - [`registered`](Engine::registered): on every `worker.registered`, before
+///   any command of that registration runs, with the worker's id (e.g. for
+///   ownership labels);
+/// - [`containers_running`](Engine::containers_running): on every heartbeat,
+///   the count it reports (`None` leaves the probe's figure).
 pub trait Engine {
     /// The stream returned by [`Engine::execute`].
     type Execution<'a>: Stream<Item = Step> + 'a
@@ -218,6 +235,26 @@ pub trait Engine {
     /// is left running); its end follows through `poll_stream_read`.
     fn close_stream(&self, channel: u32) {
         let _ = channel;
+    }
+
+    /// The owner's security floor in force in front of this engine, given once by
+    /// [`PolicedEngine::new`](crate::policy::PolicedEngine::new). Everything the floor
+    /// can judge from a command is judged before the command arrives; an engine that
+    /// can check more (the image's or the container's user) does so under this floor.
+    fn set_floor(&mut self, floor: SecurityFloor) {
+        let _ = floor;
+    }
+
+    /// The orchestrator accepted the worker under `worker_id`. Called by
+    /// [`run`](crate::run) before any command of this registration executes.
+    fn registered(&self, worker_id: &str) {
+        let _ = worker_id;
+    }
+
+    /// Running containers, for the heartbeat's `containersRunning`; `None` (the
+    /// default) leaves the [`SystemProbe`]'s figure.
+    fn containers_running(&self) -> Option<u32> {
+        None
     }
 }
 

@@ -156,6 +156,11 @@ impl Clock for FakeClock {
 struct FakeEngine {
     world: Rc<World>,
     gated: bool,
+    /// The worker ids `registered` was told, each with the commands executed before it.
+    registered: RefCell<Vec<(String, usize)>>,
+    executed: Cell<usize>,
+    /// What `containers_running` answers.
+    running: Option<u32>,
 }
 
 impl Engine for FakeEngine {
@@ -164,6 +169,7 @@ impl Engine for FakeEngine {
     /// One progress step, then the outcome.
     fn execute(&self, command: Command) -> Self::Execution<'_> {
         let name = command.name();
+        self.executed.set(self.executed.get() + 1);
         let outcome = poll_fn(move |cx| {
             if self.gated && !self.world.release_engine.get() {
                 // Ask to be polled again: the release comes from the script, not from a waker.
@@ -173,6 +179,14 @@ impl Engine for FakeEngine {
             Poll::Ready(Step::Done(Ok::<Value, WireError>(json!({ "ran": name }))))
         });
         Box::pin(stream::once(Step::Progress(json!({ "started": name }))).chain(stream::once_future(outcome)))
+    }
+
+    fn registered(&self, worker_id: &str) {
+        self.registered.borrow_mut().push((worker_id.to_owned(), self.executed.get()));
+    }
+
+    fn containers_running(&self) -> Option<u32> {
+        self.running
     }
 }
 
@@ -186,9 +200,19 @@ impl SystemProbe for FakeProbe {
 
 /// Runs a session against `script` until the world asks for shutdown; returns the events seen.
 fn run_world(world: &Rc<World>, script: Rc<Script>, gated: bool) -> Vec<(u64, String)> {
+    let engine = FakeEngine::new(world, gated, None);
+    run_world_with(world, script, &engine)
+}
+
+impl FakeEngine {
+    fn new(world: &Rc<World>, gated: bool, running: Option<u32>) -> FakeEngine {
+        FakeEngine { world: world.clone(), gated, registered: RefCell::default(), executed: Cell::new(0), running }
+    }
+}
+
+fn run_world_with(world: &Rc<World>, script: Rc<Script>, engine: &FakeEngine) -> Vec<(u64, String)> {
     let mut session = Session::new(exact_config(), register(), Instant::ZERO);
     let connector = FakeConnector { world: world.clone(), script };
-    let engine = FakeEngine { world: world.clone(), gated };
     let clock = FakeClock(world.clone());
     let mut events = Vec::new();
     let mut on_event = |event: &Event| {
@@ -197,9 +221,30 @@ fn run_world(world: &Rc<World>, script: Rc<Script>, gated: bool) -> Vec<(u64, St
         events.push((world.now.get(), name));
     };
     let shutdown = poll_fn(|_| if world.shutdown.get() { Poll::Ready(()) } else { Poll::Pending });
-    block_on(cropscode_core::run(&mut session, &connector, &engine, &clock, &mut FakeProbe, &mut on_event, shutdown));
+    block_on(cropscode_core::run(&mut session, &connector, engine, &clock, &mut FakeProbe, &mut on_event, shutdown));
     assert!(world.now.get() < END_OF_TIME, "the run did not finish in test time");
     events
+}
+
+#[test]
+fn the_engine_learns_its_worker_id_before_commands_and_counts_the_running_containers() {
+    let world = Rc::new(World::default());
+    let script: Rc<Script> =
+        Rc::new(move |w: &World, connection: usize, frame: &Value| match frame["type"].as_str().unwrap() {
+            "worker.register" => w.push(json!({ "type": "worker.registered", "workerId": format!("w-{connection}") })),
+            "worker.heartbeat" if connection == 1 => {
+                w.push(json!({ "type": simple_command(), "id": "c-1", "params": {} }));
+            }
+            "result" => w.fail(TransportError::Io("connection reset by peer".into())),
+            "worker.heartbeat" => w.shutdown.set(true),
+            _ => {}
+        });
+    let engine = FakeEngine::new(&world, false, Some(7));
+    run_world_with(&world, script, &engine);
+
+    assert_eq!(*engine.registered.borrow(), [("w-1".to_owned(), 0), ("w-2".to_owned(), 1)]);
+    let heartbeats = world.sent_texts("worker.heartbeat");
+    assert!(heartbeats.iter().all(|(_, h)| h["containersRunning"] == 7), "the engine's count, not the probe's 2");
 }
 
 fn names(events: &[(u64, String)]) -> Vec<&str> {
@@ -335,7 +380,7 @@ fn run_world_until(world: &Rc<World>, script: Rc<Script>, until: u64) -> Vec<(u6
     });
     let mut session = Session::new(exact_config(), register(), Instant::ZERO);
     let connector = FakeConnector { world: w.clone(), script };
-    let engine = FakeEngine { world: w.clone(), gated: false };
+    let engine = FakeEngine::new(&w, false, None);
     let clock = FakeClock(w.clone());
     let mut events = Vec::new();
     let mut on_event = |event: &Event| {

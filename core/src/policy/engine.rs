@@ -5,7 +5,7 @@ use futures_util::stream::{Once, once};
 
 use core::task::{Context, Poll};
 
-use super::Policy;
+use super::{Policy, SecurityFloor};
 use crate::protocol::Command;
 use crate::stream::StreamId;
 use crate::traits::{Engine, Step, StreamRead, StreamWrite};
@@ -30,8 +30,12 @@ pub struct PolicedEngine<E> {
 }
 
 impl<E> PolicedEngine<E> {
-    /// `inner` behind `policy`.
-    pub fn new(inner: E, policy: Policy) -> Self {
+    /// `inner` behind `policy`; tells `inner` the floor ([`Engine::set_floor`]).
+    pub fn new(mut inner: E, policy: Policy) -> Self
+    where
+        E: Engine,
+    {
+        inner.set_floor(policy.floor());
         PolicedEngine { inner, policy }
     }
 
@@ -95,6 +99,18 @@ impl<E: Engine> Engine for PolicedEngine<E> {
     fn close_stream(&self, channel: u32) {
         self.inner.close_stream(channel)
     }
+
+    fn set_floor(&mut self, floor: SecurityFloor) {
+        self.inner.set_floor(floor)
+    }
+
+    fn registered(&self, worker_id: &str) {
+        self.inner.registered(worker_id)
+    }
+
+    fn containers_running(&self) -> Option<u32> {
+        self.inner.containers_running()
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +140,27 @@ mod tests {
 
     fn run(engine: &PolicedEngine<Recorder>, name: &str, params: Value) -> Vec<Step> {
         block_on(engine.execute(Command::decode(name, params).expect("valid")).collect())
+    }
+
+    /// Remembers the floor it was given.
+    struct FloorAware(Option<SecurityFloor>);
+
+    impl Engine for FloorAware {
+        type Execution<'a> = futures_lite::stream::Once<Step>;
+
+        fn execute(&self, _: Command) -> Self::Execution<'_> {
+            futures_lite::stream::once(Step::Done(Ok(Value::Null)))
+        }
+
+        fn set_floor(&mut self, floor: SecurityFloor) {
+            self.0 = Some(floor);
+        }
+    }
+
+    #[test]
+    fn the_inner_engine_is_told_the_floor_once_at_construction() {
+        let engine = PolicedEngine::new(FloorAware(None), Policy::new(SecurityFloor::Restricted));
+        assert_eq!(engine.inner().0, Some(SecurityFloor::Restricted));
     }
 
     #[test]
