@@ -28,13 +28,14 @@ use cropscode_core::protocol::commands::{
     ContainerExecBackgroundKill, ContainerExecBackgroundKillResult, ContainerExecBackgroundResult, LABEL_TENANT,
     OutputChunk, OutputStream as Stream,
 };
+use cropscode_engine_api::{EngineClient, ExecLimits, ExecSpec, OutputKind, OutputStream, with_timeout};
 use serde::{Deserialize, Serialize};
 
 use super::relay::{self, Frame};
 use super::signals::{EXEC_MARKER, Marked, READER_MARKER, signal_marked, signal_name, signal_number, signal_of_exit};
 use super::spool::{self, SpoolWriter};
-use crate::worker::{Failure, Outcome};
-use crate::{EngineClient, ExecLimits, ExecSpec, OutputKind, OutputStream, WorkerEngine};
+use crate::outcome::{Failure, Outcome};
+use crate::owned::OwnedContainers;
 
 /// Output kept per background exec (8 MiB): the newest bytes win.
 pub(crate) const DEFAULT_SPOOL_BYTES: u64 = 8 * 1024 * 1024;
@@ -202,12 +203,11 @@ impl BackgroundExecs {
     /// `container.exec.background`.
     pub(crate) async fn start(
         &self,
-        engine: &WorkerEngine,
+        engine: &impl OwnedContainers,
         request: ContainerExecBackground,
     ) -> Outcome<ContainerExecBackgroundResult> {
         let dir = self.dir()?.to_path_buf();
-        let (client, owned) =
-            super::running_container(engine, &request.container_id, request.tenant.as_deref()).await?;
+        let (client, owned) = engine.running_container(&request.container_id, request.tenant.as_deref()).await?;
         engine.check_user(request.user.as_deref(), &owned.inspect.config.user)?;
         let now = now_unix();
         let exec_id = format!("x-{:x}-{}", now.as_millis(), self.serial.fetch_add(1, Ordering::Relaxed));
@@ -364,7 +364,7 @@ impl BackgroundExecs {
         // How the command ended: the engine records it a moment after its output closed.
         if drained {
             let code = client.exec_exit_code(&record.engine_exec_id);
-            let _ = crate::client::with_timeout("exec exit code", DRAIN_WAIT, code).await;
+            let _ = with_timeout("exec exit code", DRAIN_WAIT, code).await;
         }
         let (running, exit_code) = match client.inspect_exec(&record.engine_exec_id).await {
             Ok(inspect) => (inspect.running, inspect.exit_code),
@@ -404,8 +404,7 @@ impl BackgroundExecs {
                 }
             }
         }
-        let code =
-            crate::client::with_timeout("exec exit code", DRAIN_WAIT, client.exec_exit_code(&record.engine_exec_id));
+        let code = with_timeout("exec exit code", DRAIN_WAIT, client.exec_exit_code(&record.engine_exec_id));
         let exit_code = code.await.ok();
         if let Err(error) = self.update(&exec_id, |r| {
             r.running = false;
@@ -462,11 +461,11 @@ impl BackgroundExecs {
     /// `container.exec.background.kill`.
     pub(crate) async fn kill(
         &self,
-        engine: &WorkerEngine,
+        engine: &impl OwnedContainers,
         request: ContainerExecBackgroundKill,
     ) -> Outcome<ContainerExecBackgroundKillResult> {
         let record = self.load(&request.exec_id, request.tenant.as_deref())?;
-        let client = super::serving_client(engine).await?;
+        let client = engine.serving_client().await?;
         let record = self.refresh(&client, record).await?;
         if !record.running || !self.running(&client, &record).await {
             let record = self.settled(&record.exec_id).await?;
@@ -536,11 +535,11 @@ impl BackgroundExecs {
     /// `container.exec.background.capture`.
     pub(crate) async fn capture(
         &self,
-        engine: &WorkerEngine,
+        engine: &impl OwnedContainers,
         request: ContainerExecBackgroundCapture,
     ) -> Outcome<ContainerExecBackgroundCaptureResult> {
         let record = self.load(&request.exec_id, request.tenant.as_deref())?;
-        let record = match super::serving_client(engine).await {
+        let record = match engine.serving_client().await {
             Ok(client) => self.refresh(&client, record).await?,
             // Without an engine the spool still answers.
             Err(_) => record,

@@ -24,7 +24,6 @@
 //! reported only once its leftover processes were ended too, so when the
 //! orchestrator hears of it nothing the worker started is left running.
 
-mod api;
 pub(crate) mod background;
 mod display;
 mod relay;
@@ -39,12 +38,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use cropscode_core::protocol::ErrorCode;
 use cropscode_core::{StreamRead, StreamWrite};
+use cropscode_engine_api::{EngineClient, Upgraded, with_timeout};
 use futures_lite::{AsyncRead, AsyncWrite};
-
-use crate::worker::{Failure, Outcome, Owned};
-use crate::{EngineClient, Upgraded, WorkerEngine};
 
 pub(crate) use background::BackgroundExecs;
 
@@ -53,7 +49,7 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(15);
 /// How long the exit code of an ended exec is waited for.
 const EXIT_CODE_LIMIT: Duration = Duration::from_secs(5);
 
-/// Everything of this module a [`WorkerEngine`] holds: its live streams and its background execs.
+/// Everything of this module a [`WorkerEngine`](crate::WorkerEngine) holds: its live streams and its background execs.
 #[derive(Clone)]
 pub(crate) struct Streams {
     /// Terminals and display relays, by channel.
@@ -263,38 +259,11 @@ impl LiveStreams {
     }
 }
 
-/// The serving engine's client and the caller's container, which must be running
-/// (`conflict` otherwise): what a terminal, a display or a background exec needs.
-async fn running_container(
-    engine: &WorkerEngine,
-    container_id: &str,
-    tenant: Option<&str>,
-) -> Outcome<(EngineClient, Owned)> {
-    let client = serving_client(engine).await?;
-    let owned = engine.resolve(&client, container_id, tenant).await?;
-    if !owned.inspect.state.running {
-        return Err(Failure::wire(
-            ErrorCode::Conflict,
-            format!("container `{container_id}` is not running; start it first"),
-        ));
-    }
-    Ok((client, owned))
-}
-
-/// The serving engine's client, or `engine_unavailable`.
-async fn serving_client(engine: &WorkerEngine) -> Outcome<EngineClient> {
-    engine
-        .client()
-        .await
-        .ok_or_else(|| Failure::wire(ErrorCode::EngineUnavailable, "no container engine answers on this worker"))
-}
-
 /// Reads the exit code of an ended terminal's exec (none for a display).
 fn exit_code(exec: Option<ExecHandle>) -> smol::Task<Option<i32>> {
     smol::spawn(async move {
         let exec = exec?;
-        let code =
-            crate::client::with_timeout("exec exit code", EXIT_CODE_LIMIT, exec.client.exec_exit_code(&exec.exec_id));
+        let code = with_timeout("exec exit code", EXIT_CODE_LIMIT, exec.client.exec_exit_code(&exec.exec_id));
         match code.await {
             Ok(code) => Some(i32::try_from(code).unwrap_or(i32::MIN)),
             Err(error) => {

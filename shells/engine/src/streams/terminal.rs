@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::{TerminalOpen, TerminalResize, TerminalResizeResult};
 use cropscode_core::stream::StreamId;
+use cropscode_engine_api::ExecSpec;
 
 use super::signals::{Marked, SESSION_MARKER, signal_marked};
 use super::{ExecHandle, Live, LiveStreams, Phase, Pipe};
-use crate::worker::{Failure, Outcome};
-use crate::{ExecSpec, WorkerEngine};
+use crate::outcome::{Failure, Outcome};
+use crate::owned::OwnedContainers;
 
 /// How long processes get to exit after `HUP` before `KILL`.
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
@@ -28,12 +29,11 @@ impl LiveStreams {
     /// `terminal.open` (a new session): starts the shell and keeps its connection under `stream.channel`.
     pub(crate) async fn open_terminal(
         &self,
-        engine: &WorkerEngine,
+        engine: &impl OwnedContainers,
         stream: StreamId,
         request: TerminalOpen,
     ) -> Outcome<()> {
-        let (client, owned) =
-            super::running_container(engine, &request.container_id, request.tenant.as_deref()).await?;
+        let (client, owned) = engine.running_container(&request.container_id, request.tenant.as_deref()).await?;
         engine.check_user(request.user.as_deref(), &owned.inspect.config.user)?;
         let mut env = request.env.to_pairs();
         env.push(format!("{SESSION_MARKER}={}", stream.session_id));

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Endpoint, EngineClient};
+use cropscode_engine_api::{Endpoint, EngineClient};
 
 /// How long the first start may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
+use cropscode_engine_api::{EngineError, EngineEvent, EventFilter, ListContainers};
+
 use super::naming::owned_filters;
 use super::selection::Shared;
-use crate::events::EventFilter;
-use crate::{EngineError, ListContainers};
 
 /// Container events after which the count may have changed. Docker says `destroy`, Podman
 /// `remove` and also `died`; exec, attach and archive events do not change it.
@@ -65,7 +65,7 @@ pub(crate) async fn refresh_quietly(shared: &Shared) {
 }
 
 enum Wake {
-    Event(Option<Result<crate::events::EngineEvent, EngineError>>),
+    Event(Option<Result<EngineEvent, EngineError>>),
     IdentityChanged,
     Timer,
 }

@@ -412,7 +412,7 @@ impl ResponseBody {
 }
 
 /// Runs `work` or fails with a timeout after `limit`.
-pub(crate) async fn with_timeout<T>(
+pub async fn with_timeout<T>(
     operation: impl Into<String>,
     limit: Duration,
     work: impl Future<Output = Result<T>>,
