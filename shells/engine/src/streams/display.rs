@@ -13,7 +13,7 @@ use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::DisplayOpen;
 use cropscode_core::stream::StreamId;
 
-use super::{Live, LiveStreams, Phase, Pipe};
+use super::live::{Live, LiveStreams, Phase, Pipe};
 use crate::outcome::{Failure, Outcome};
 use crate::owned::OwnedContainers;
 
