@@ -20,9 +20,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::endpoint::Endpoint;
 use crate::error::{EngineError, Result, api_error};
 use crate::io::{HyperIo, Upgraded};
-use crate::platform::{self, Endpoint};
+use crate::platform;
 
 /// The Docker Engine API version the client speaks (Docker 20.10 and Podman 4 serve it).
 /// Engines whose oldest accepted version is newer (Docker 29 accepts 1.44 and up) are

@@ -7,20 +7,21 @@
 //! one dependency inside the workspace is `cropscode-core`, for the protocol
 //! [`ErrorCode`](cropscode_core::protocol::ErrorCode) an [`EngineError`] maps to.
 //!
+//! The endpoints are `EngineClient` methods, one module per family (`system`,
+//! `containers`, `network`, `exec`, `images`, `events`); the module graph has no loop:
+//!
 //! ```text
-//!  EngineClient ── client.rs: requests, keep-alive pool, timeouts ──► platform/ (unix socket, named pipe)
-//!     │                                                          └─► io.rs (futures-io ↔ hyper::rt)
-//!     ├─ system.rs      ping, version (API negotiation, Docker vs Podman)
-//!     ├─ containers.rs  list / create / start / stop / remove / inspect, archive upload (tar.rs)
-//!     ├─ network.rs     where a container's port can be reached
-//!     ├─ exec.rs        exec create / start / attach / resize / inspect; run to completion
-//!     ├─ images.rs      list / inspect / remove, pull and build progress
-//!     └─ events.rs      the engine's `/events` stream
-//!  framing.rs: the answers' stream formats (JSON lines, multiplexed output), used by exec,
-//!  images and events; error.rs: EngineError, used by all; discovery.rs: where engines listen
+//!  events, exec, images, network ──► containers ──► tar        (every module ──► error)
+//!  events, exec, images ──► framing ──► client ──► platform/{unix,windows} ──► endpoint
+//!  system ──► client, endpoint     client, exec, framing ──► io     discovery ──► endpoint
 //! ```
 //!
-//! HTTP/1.1 is hyper's, over smol's sockets through a small adapter ([`io`] module), with
+//! `framing` decodes the answers' stream formats (JSON lines, multiplexed output),
+//! `client` holds the requests, the keep-alive pool and [`with_timeout`], `io` adapts
+//! futures-io to hyper, `endpoint` is where an engine listens and `discovery` which
+//! endpoints to try.
+//!
+//! HTTP/1.1 is hyper's, over smol's sockets through a small adapter (`io.rs`), with
 //! keep-alive connections kept in a small pool, streamed answers (pull and build
 //! progress, exec output) and upgraded connections (exec attach). No runtime of its own:
 //! connection tasks run on smol's global executor.
@@ -46,6 +47,7 @@
 mod client;
 mod containers;
 pub mod discovery;
+mod endpoint;
 mod error;
 mod events;
 mod exec;
@@ -63,6 +65,7 @@ pub use containers::{
     Empty, HostConfig, ListContainers, MountSpec, PortBinding, PortSummary, RemoveContainer,
 };
 pub use discovery::{Candidate, Discovered, Source, discover};
+pub use endpoint::Endpoint;
 pub use error::{EngineError, Result};
 pub use events::{EngineEvent, EventActor, EventFilter};
 pub use exec::{ExecInspect, ExecLimits, ExecOutput, ExecSpec, collect_output};
@@ -73,6 +76,5 @@ pub use images::{
 };
 pub use io::{HyperIo, Upgraded};
 pub use network::PortRoutes;
-pub use platform::Endpoint;
 pub use system::{EngineKind, EngineVersion};
 pub use tar::{Owner, TarBuilder};

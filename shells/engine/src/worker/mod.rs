@@ -18,9 +18,9 @@
 //! The security floor judges the typed command before it reaches this module
 //! ([`PolicedEngine`](cropscode_core::policy::PolicedEngine)), which gives the floor to
 //! the engine once ([`Engine::set_floor`]) for the checks only the engine can make (the
-//! image's or the container's user). The floor is kept in [`Shared`], so it holds for
+//! image's or the container's user). The floor is kept in `selection::Shared`, so it holds for
 //! every clone of the engine. [`ContainerCreate`](cropscode_core::protocol::commands::ContainerCreate)
-//! is the one normalized form of a container request, and [`create::container_spec`]
+//! is the one normalized form of a container request, and `create::container_spec`
 //! translates it field for field, adding only the worker's labels and the namespaced
 //! name, so what the policy approved is exactly what the engine is asked for.
 //!
@@ -250,7 +250,8 @@ impl Engine for WorkerEngine {
         self.streams.live.close(channel)
     }
 
-    /// Kept in [`Shared`]: every clone of this engine checks under the floor given here.
+    /// Kept in the state every clone shares (`selection::Shared`): whichever clone executes
+    /// a command checks under the floor given here.
     fn set_floor(&mut self, floor: SecurityFloor) {
         self.shared.set_floor(floor);
     }
