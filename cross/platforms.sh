@@ -269,7 +269,7 @@ YAML
 wine_tests() {
     wine_setup
     platform_cargo "$BUILD_TARGET" test --no-fail-fast -p cropscode-core -p cropscode-runtime \
-        -p cropscode-engine -p cropscode-orchestrator -p cropscode --lib --bins
+        -p cropscode-engine-api -p cropscode-engine -p cropscode-orchestrator -p cropscode --lib --bins
     wine_done
 }
 

@@ -7,9 +7,9 @@
 #    - cropscode-core, cropscode-runtime, cropscode-orchestrator: all their unit, integration
 #      and doc tests (real sockets on loopback, a real TLS WebSocket round trip with a private
 #      CA, real system figures; none needs a container engine);
-#    - the unit tests of cropscode-engine (--lib) and of the cropscode binary (--bins): their
-#      integration tests need Docker/Podman or spawn the binary, which a qemu'd test cannot
-#      (no binfmt_misc here).
+#    - the unit tests of cropscode-engine-api and cropscode-engine (--lib) and of the cropscode
+#      binary (--bins): their integration tests need Docker/Podman or spawn the binary, which a
+#      qemu'd test cannot (no binfmt_misc here).
 # 2. End to end: the release `cropscode` for TRIPLE (cross/build.sh's, built if missing), run
 #    under qemu, against the local orchestrator running natively on x86: the integration tests
 #    of tests/ listed in E2E_TESTS, with CROPSCODE_BIN pointing at a qemu wrapper.
@@ -53,8 +53,8 @@ else
     say "$triple: core, runtime and orchestrator tests under $(target_qemu "$triple")"
     cross_cargo "$triple" test --no-fail-fast -p cropscode-core -p cropscode-runtime -p cropscode-orchestrator
 
-    say "$triple: unit tests of the engine client and the CLI under $(target_qemu "$triple")"
-    cross_cargo "$triple" test --no-fail-fast -p cropscode-engine --lib
+    say "$triple: unit tests of the engine client, the worker engine and the CLI under $(target_qemu "$triple")"
+    cross_cargo "$triple" test --no-fail-fast -p cropscode-engine-api -p cropscode-engine --lib
     cross_cargo "$triple" test --no-fail-fast -p cropscode --bins
 fi
 

@@ -1,6 +1,6 @@
 //! End-to-end latency of `container.list` and `container.exec` from the local
 //! orchestrator through a real worker (release build) to each engine, next to the same
-//! call made directly on the engine socket with cropscode-engine's client (a kept-alive
+//! call made directly on the engine socket with cropscode-engine-api's client (a kept-alive
 //! pooled connection, as the worker uses), the two timed in alternation. Prints median and
 //! p99 of each, the ratio and the milliseconds the worker adds. A benchmark, not a test:
 //! it asserts nothing about the figures.
@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use cropscode_engine::{ExecLimits, ExecSpec, ListContainers};
+use cropscode_engine_api::{ExecLimits, ExecSpec, ListContainers};
 use cropscode_tests::*;
 use serde_json::json;
 

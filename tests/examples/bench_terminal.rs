@@ -10,7 +10,7 @@
 //!   attached directly on the engine socket — the engine's own TTY ceiling.
 //! - **Keystroke round trip**: one byte sent in a binary frame until its echo
 //!   arrives, through the worker, next to the same on an exec attached
-//!   directly on the engine socket (cropscode-engine's client); the difference
+//!   directly on the engine socket (cropscode-engine-api's client); the difference
 //!   is what the worker (and the local orchestrator) add.
 //!
 //! Targets: throughput at least the CLI's; added round trip under 1 ms on loopback.
@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cropscode_core::protocol::binary::{StreamFrame, StreamKind};
-use cropscode_engine::ExecSpec;
+use cropscode_engine_api::ExecSpec;
 use cropscode_tests::orchestrator::Event;
 use cropscode_tests::*;
 use serde_json::json;

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cropscode_core::protocol::{Heartbeat, WireError};
-use cropscode_engine::{ContainerSpec, Endpoint, EngineClient, ListContainers, ListImages, RemoveContainer};
+use cropscode_engine_api::{ContainerSpec, Endpoint, EngineClient, ListContainers, ListImages, RemoveContainer};
 use serde_json::{Value, json};
 
 use crate::orchestrator::{CommandResult, Event, Orchestrator};

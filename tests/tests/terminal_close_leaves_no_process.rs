@@ -9,7 +9,7 @@ mod streams;
 
 use std::time::{Duration, Instant};
 
-use cropscode_engine::{ExecLimits, ExecSpec};
+use cropscode_engine_api::{ExecLimits, ExecSpec};
 use cropscode_tests::*;
 use serde_json::json;
 use streams::*;

@@ -88,7 +88,6 @@ pub fn run_agent(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     let mut options = cropscode_runtime::WorkerOptions::new(url, token, config.data_dir.value.clone(), register);
     options.ca_file = config.ca_file.as_ref().map(|s| s.value.clone());
     options.session = session_config(config);
-    options.containers_running = engine.containers_running();
     let audit = AuditLog::open(&config.data_dir.value);
     tracing::info!(path = %audit.path().display(), "auditing every command");
     let mut reporter = Reporter { config, name, engine: &engine, audit };
@@ -115,8 +114,6 @@ pub fn engine_options(config: &Config, worker_id: Option<String>) -> EngineOptio
         podman_path: config.podman_path.as_ref().map(|s| s.value.clone()),
         data_dir: Some(config.data_dir.value.clone()),
         worker_id,
-        // For the checks only the engine can make (the image's and the container's user).
-        security_floor: security_floor(config),
         ..EngineOptions::default()
     }
 }

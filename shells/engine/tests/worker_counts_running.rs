@@ -5,7 +5,7 @@
 mod common;
 
 use common::worker::WorkerTest;
-use cropscode_engine::RemoveContainer;
+use cropscode_engine_api::RemoveContainer;
 use serde_json::json;
 
 worker_test!(worker_counts_running, async |w: &WorkerTest| {

@@ -9,7 +9,7 @@ use common::proxy::EngineProxy;
 use common::worker::WorkerTest;
 use common::{Which, socket};
 use cropscode_core::protocol::ErrorCode;
-use cropscode_engine::Endpoint;
+use cropscode_engine_api::Endpoint;
 use serde_json::json;
 
 async fn engine_returns(which: Which) {

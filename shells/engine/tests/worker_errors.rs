@@ -8,7 +8,8 @@ mod common;
 use cropscode_core::Step;
 use cropscode_core::protocol::{Command, ErrorCode, WireError};
 use cropscode_core::traits::Engine;
-use cropscode_engine::{Endpoint, WorkerEngine};
+use cropscode_engine::WorkerEngine;
+use cropscode_engine_api::Endpoint;
 use futures_lite::StreamExt;
 use serde_json::{Value, json};
 

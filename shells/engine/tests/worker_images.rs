@@ -7,7 +7,7 @@ mod common;
 
 use common::worker::WorkerTest;
 use cropscode_core::protocol::ErrorCode;
-use cropscode_engine::{ContainerSpec, ExecLimits, ExecSpec};
+use cropscode_engine_api::{ContainerSpec, ExecLimits, ExecSpec};
 use serde_json::json;
 
 worker_test!(worker_images, async |w: &WorkerTest| {

@@ -7,7 +7,7 @@ mod common;
 
 use common::worker::WorkerTest;
 use cropscode_core::protocol::ErrorCode;
-use cropscode_engine::ContainerSpec;
+use cropscode_engine_api::ContainerSpec;
 use serde_json::{Value, json};
 
 /// Every command that names a container, aimed at `target`.

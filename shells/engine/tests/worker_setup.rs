@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use common::worker::WorkerTest;
 use cropscode_core::protocol::ErrorCode;
-use cropscode_engine::{EventFilter, ExecLimits, ExecSpec};
+use cropscode_engine_api::{EventFilter, ExecLimits, ExecSpec};
 use serde_json::json;
 
 const GIT_IMAGE: &str = "cropscode-test/git:latest";

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cropscode_engine::worker::detect;
-use cropscode_engine::{Endpoint, EngineClient, EngineKind, EngineOptions, EnginePreference, WorkerEngine};
+use cropscode_engine::{EngineOptions, EnginePreference, WorkerEngine};
+use cropscode_engine_api::{Endpoint, EngineClient, EngineKind};
 
 const PODMAN: &str = "/usr/bin/podman";
 

@@ -278,7 +278,7 @@ pub struct Env {
 
 /// The fleet configuration file's standard place on this system ([`paths::system_config`]).
 pub fn default_system_config() -> PathBuf {
-    paths::system_config(cropscode_engine::discovery::Os::CURRENT, std::env::var_os("ProgramData").as_deref())
+    paths::system_config(cropscode_engine_api::discovery::Os::CURRENT, std::env::var_os("ProgramData").as_deref())
 }
 
 impl Env {
@@ -305,7 +305,7 @@ impl Env {
 
     /// `~` on this system ([`paths::home`]): `HOME`, or the platform's home directory.
     pub fn home(&self) -> Option<PathBuf> {
-        paths::home(cropscode_engine::discovery::Os::CURRENT, self)
+        paths::home(cropscode_engine_api::discovery::Os::CURRENT, self)
     }
 }
 

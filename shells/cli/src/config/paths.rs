@@ -21,7 +21,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use cropscode_core::protocol::Mode;
-use cropscode_engine::discovery::Os;
+use cropscode_engine_api::discovery::Os;
 
 use super::Env;
 

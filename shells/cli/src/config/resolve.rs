@@ -221,7 +221,7 @@ fn check_readable_file(path: &Path) -> Result<(), String> {
 
 /// The default data directory (`DATA_DIR`) on this system ([`super::paths::data_dir`]).
 pub fn default_data_dir(mode: Mode, env: &Env) -> Option<PathBuf> {
-    super::paths::data_dir(cropscode_engine::discovery::Os::CURRENT, mode, env)
+    super::paths::data_dir(cropscode_engine_api::discovery::Os::CURRENT, mode, env)
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::DisplayOpen;
 use cropscode_core::stream::StreamId;
 
-use super::{Live, LiveStreams, Phase, Pipe};
-use crate::WorkerEngine;
-use crate::worker::{Failure, Outcome};
+use super::live::{Live, LiveStreams, Phase, Pipe};
+use crate::outcome::{Failure, Outcome};
+use crate::owned::OwnedContainers;
 
 /// How long one connection attempt may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(3);
@@ -24,12 +24,11 @@ impl LiveStreams {
     /// `display.open`: connects to the VNC port and keeps the connection under `stream.channel`.
     pub(crate) async fn open_display(
         &self,
-        engine: &WorkerEngine,
+        engine: &impl OwnedContainers,
         stream: StreamId,
         request: DisplayOpen,
     ) -> Outcome<()> {
-        let (client, owned) =
-            super::running_container(engine, &request.container_id, request.tenant.as_deref()).await?;
+        let (client, owned) = engine.running_container(&request.container_id, request.tenant.as_deref()).await?;
         let routes = client.port_routes(&owned.id, request.port).await?;
         let candidates: Vec<SocketAddr> = if cfg!(target_os = "linux") {
             routes.direct.iter().chain(&routes.published).copied().collect()

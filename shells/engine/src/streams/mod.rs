@@ -10,9 +10,10 @@
 //!  WorkerEngine::execute ──► terminal.resize, container.exec.background{,.kill,.capture}
 //! ```
 //!
+//! - [`live`]: the table of open streams by channel, and how each ends.
 //! - [`terminal`]: an exec with a TTY, attached through the engine's upgraded
 //!   connection; resized with the exec resize call; ended by signalling its
-//!   processes in the container ([`signals`]); its exit code from exec inspect.
+//!   processes in the container ([`session`], [`signals`]); its exit code from exec inspect.
 //! - [`display`]: a TCP connection to the container's VNC port (the
 //!   container's address on its network, else a published loopback port).
 //! - [`background`] and [`spool`]: detached execs whose output the worker
@@ -24,36 +25,21 @@
 //! reported only once its leftover processes were ended too, so when the
 //! orchestrator hears of it nothing the worker started is left running.
 
-mod api;
 pub(crate) mod background;
 mod display;
+mod live;
 mod relay;
+mod session;
 pub(crate) mod signals;
 pub(crate) mod spool;
 mod terminal;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
-
-use cropscode_core::protocol::ErrorCode;
-use cropscode_core::{StreamRead, StreamWrite};
-use futures_lite::{AsyncRead, AsyncWrite};
-
-use crate::worker::{Failure, Outcome, Owned};
-use crate::{EngineClient, Upgraded, WorkerEngine};
+use std::path::Path;
 
 pub(crate) use background::BackgroundExecs;
+pub(crate) use live::LiveStreams;
 
-/// How long ending a stream may take before the worker lets go of it anyway.
-const CLOSE_LIMIT: Duration = Duration::from_secs(15);
-/// How long the exit code of an ended exec is waited for.
-const EXIT_CODE_LIMIT: Duration = Duration::from_secs(5);
-
-/// Everything of this module a [`WorkerEngine`] holds: its live streams and its background execs.
+/// Everything of this module a [`WorkerEngine`](crate::WorkerEngine) holds: its live streams and its background execs.
 #[derive(Clone)]
 pub(crate) struct Streams {
     /// Terminals and display relays, by channel.
@@ -64,7 +50,7 @@ pub(crate) struct Streams {
 
 impl Streams {
     /// Spools background execs under `data_dir/execs` (refused without a data dir).
-    pub(crate) fn new(data_dir: Option<&std::path::Path>) -> Self {
+    pub(crate) fn new(data_dir: Option<&Path>) -> Self {
         Streams {
             live: LiveStreams::default(),
             background: BackgroundExecs::new(data_dir, background::DEFAULT_SPOOL_BYTES),
@@ -76,231 +62,4 @@ impl Streams {
         self.live.shutdown().await;
         self.background.shutdown().await;
     }
-}
-
-/// The bytes of one stream.
-enum Pipe {
-    /// A terminal: the attached exec.
-    Exec(Upgraded),
-    /// A display relay.
-    Tcp(async_net::TcpStream),
-}
-
-impl Pipe {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
-        match self {
-            Pipe::Exec(io) => Pin::new(io).poll_read(cx, buf),
-            Pipe::Tcp(io) => Pin::new(io).poll_read(cx, buf),
-        }
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self {
-            Pipe::Exec(io) => Pin::new(io).poll_write(cx, data),
-            Pipe::Tcp(io) => Pin::new(io).poll_write(cx, data),
-        }
-    }
-}
-
-/// The engine's handle on a terminal's process.
-#[derive(Clone)]
-struct ExecHandle {
-    client: EngineClient,
-    container: String,
-    exec_id: String,
-    session_id: String,
-    /// The user the shell runs as (`None`: the container's).
-    user: Option<String>,
-}
-
-/// Where a stream is.
-enum Phase {
-    Flowing,
-    /// Being ended: the closer signals the processes (terminal) or has shut the socket.
-    Closing(smol::Task<()>),
-    /// Output ended; the exit code is being read and the session's leftover
-    /// processes ended. The end is reported once both are done.
-    Ending {
-        exit_code: smol::Task<Option<i32>>,
-        cleanup: Option<smol::Task<()>>,
-    },
-}
-
-struct Live {
-    session_id: String,
-    pipe: Option<Pipe>,
-    exec: Option<ExecHandle>,
-    phase: Phase,
-}
-
-/// The open streams, by channel. Shared by every clone of the engine.
-#[derive(Clone, Default)]
-pub(crate) struct LiveStreams {
-    live: Arc<Mutex<HashMap<u32, Live>>>,
-}
-
-impl LiveStreams {
-    fn insert(&self, channel: u32, live: Live) {
-        self.lock().insert(channel, live);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Live>> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The terminal with `session_id`: its exec, for resizing.
-    fn exec_of(&self, session_id: &str) -> Option<ExecHandle> {
-        self.lock().values().find(|live| live.session_id == session_id).and_then(|live| live.exec.clone())
-    }
-
-    /// Output of the stream on `channel`, then exactly one end.
-    pub(crate) fn poll_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
-        let mut table = self.lock();
-        let Some(live) = table.get_mut(&channel) else { return Poll::Ready(StreamRead::End { exit_code: None }) };
-        loop {
-            match &mut live.phase {
-                Phase::Flowing | Phase::Closing(_) => {
-                    let read = match live.pipe.as_mut() {
-                        Some(pipe) => pipe.poll_read(cx, buf),
-                        None => Poll::Ready(Ok(0)),
-                    };
-                    match read {
-                        Poll::Ready(Ok(n)) if n > 0 => return Poll::Ready(StreamRead::Data(n)),
-                        Poll::Ready(result) => {
-                            if let Err(error) = result {
-                                tracing::debug!(channel, %error, "stream read failed; ending it");
-                            }
-                            live.pipe = None;
-                            let cleanup = match std::mem::replace(&mut live.phase, Phase::Flowing) {
-                                // Still ending the session's processes: let it finish.
-                                Phase::Closing(closer) => Some(closer),
-                                // The shell is gone; whatever it left behind goes too.
-                                _ => live.exec.clone().map(|exec| smol::spawn(terminal::reap(exec))),
-                            };
-                            live.phase = Phase::Ending { exit_code: exit_code(live.exec.clone()), cleanup };
-                        }
-                        Poll::Pending => {
-                            // A closer that finished (or gave up) ends the stream even if the
-                            // engine keeps the connection open.
-                            let Phase::Closing(closer) = &mut live.phase else { return Poll::Pending };
-                            if Pin::new(closer).poll(cx).is_pending() {
-                                return Poll::Pending;
-                            }
-                            live.pipe = None;
-                            live.phase = Phase::Ending { exit_code: exit_code(live.exec.clone()), cleanup: None };
-                        }
-                    }
-                }
-                Phase::Ending { exit_code, cleanup } => {
-                    if let Some(task) = cleanup {
-                        if Pin::new(task).poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        *cleanup = None;
-                    }
-                    let Poll::Ready(exit_code) = Pin::new(exit_code).poll(cx) else { return Poll::Pending };
-                    table.remove(&channel);
-                    return Poll::Ready(StreamRead::End { exit_code });
-                }
-            }
-        }
-    }
-
-    /// Input for the stream on `channel`.
-    pub(crate) fn poll_write(&self, channel: u32, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
-        let mut table = self.lock();
-        let Some(live) = table.get_mut(&channel) else { return Poll::Ready(StreamWrite::Closed) };
-        let Some(pipe) = live.pipe.as_mut().filter(|_| matches!(live.phase, Phase::Flowing)) else {
-            return Poll::Ready(StreamWrite::Closed);
-        };
-        match pipe.poll_write(cx, data) {
-            Poll::Ready(Ok(0)) => Poll::Ready(StreamWrite::Closed),
-            Poll::Ready(Ok(n)) => Poll::Ready(StreamWrite::Written(n)),
-            Poll::Ready(Err(error)) => {
-                tracing::debug!(channel, %error, "stream write failed");
-                Poll::Ready(StreamWrite::Closed)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Starts ending the stream on `channel`; its end follows through `poll_read`.
-    pub(crate) fn close(&self, channel: u32) {
-        let mut table = self.lock();
-        let Some(live) = table.get_mut(&channel) else { return };
-        if !matches!(live.phase, Phase::Flowing) {
-            return;
-        }
-        let closer = match (&live.exec, live.pipe.as_mut()) {
-            (Some(exec), _) => smol::spawn(terminal::end(exec.clone())),
-            (None, Some(Pipe::Tcp(socket))) => {
-                let _ = socket.shutdown(std::net::Shutdown::Both);
-                smol::spawn(async {})
-            }
-            (None, _) => smol::spawn(async {}),
-        };
-        tracing::debug!(channel, session = %live.session_id, "ending stream");
-        live.phase = Phase::Closing(closer);
-    }
-
-    /// Ends every stream and waits (bounded) until their processes are gone.
-    pub(crate) async fn shutdown(&self) {
-        // Whatever was under way is replaced by a complete ending of each terminal.
-        let execs: Vec<ExecHandle> = {
-            let mut table = self.lock();
-            table.drain().filter_map(|(_, live)| live.exec).collect()
-        };
-        let tasks: Vec<smol::Task<()>> = execs.into_iter().map(|exec| smol::spawn(terminal::end(exec))).collect();
-        let all = async {
-            for task in tasks {
-                task.await;
-            }
-        };
-        let limit = async {
-            smol::Timer::after(CLOSE_LIMIT).await;
-        };
-        futures_lite::future::or(all, limit).await;
-    }
-}
-
-/// The serving engine's client and the caller's container, which must be running
-/// (`conflict` otherwise): what a terminal, a display or a background exec needs.
-async fn running_container(
-    engine: &WorkerEngine,
-    container_id: &str,
-    tenant: Option<&str>,
-) -> Outcome<(EngineClient, Owned)> {
-    let client = serving_client(engine).await?;
-    let owned = engine.resolve(&client, container_id, tenant).await?;
-    if !owned.inspect.state.running {
-        return Err(Failure::wire(
-            ErrorCode::Conflict,
-            format!("container `{container_id}` is not running; start it first"),
-        ));
-    }
-    Ok((client, owned))
-}
-
-/// The serving engine's client, or `engine_unavailable`.
-async fn serving_client(engine: &WorkerEngine) -> Outcome<EngineClient> {
-    engine
-        .client()
-        .await
-        .ok_or_else(|| Failure::wire(ErrorCode::EngineUnavailable, "no container engine answers on this worker"))
-}
-
-/// Reads the exit code of an ended terminal's exec (none for a display).
-fn exit_code(exec: Option<ExecHandle>) -> smol::Task<Option<i32>> {
-    smol::spawn(async move {
-        let exec = exec?;
-        let code =
-            crate::client::with_timeout("exec exit code", EXIT_CODE_LIMIT, exec.client.exec_exit_code(&exec.exec_id));
-        match code.await {
-            Ok(code) => Some(i32::try_from(code).unwrap_or(i32::MIN)),
-            Err(error) => {
-                tracing::debug!(exec = %exec.exec_id, %error, "no exit code for an ended terminal");
-                None
-            }
-        }
-    })
 }

@@ -45,8 +45,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
-
-use crate::OutputKind;
+use cropscode_engine_api::OutputKind;
 
 /// Bytes per segment file in the container.
 pub(crate) const SEGMENT_BYTES: u64 = 2 * 1024 * 1024;

@@ -16,8 +16,7 @@
 use std::time::Duration;
 
 use cropscode_core::protocol::ErrorCode;
-
-use crate::{EngineClient, EngineError, ExecLimits, ExecSpec, Result};
+use cropscode_engine_api::{Endpoint, EngineClient, EngineError, ExecLimits, ExecSpec, Result};
 
 /// The environment marker of a terminal session.
 pub(crate) const SESSION_MARKER: &str = "CROPSCODE_SESSION";
@@ -199,7 +198,7 @@ async fn signal_from_host(client: &EngineClient, container: &str, exec_id: Optio
     if !exec.running || exec.pid <= 0 {
         return Ok(0);
     }
-    if !cfg!(target_os = "linux") || !matches!(client.endpoint(), crate::Endpoint::Unix(_)) {
+    if !cfg!(target_os = "linux") || !matches!(client.endpoint(), Endpoint::Unix(_)) {
         return Err(EngineError::Protocol("cannot signal the process: no `sh` in the container".into()));
     }
     let inspect = client.inspect_container(container).await?;

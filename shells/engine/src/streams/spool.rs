@@ -28,7 +28,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::OutputKind;
+use cropscode_engine_api::OutputKind;
 
 const HEADER: usize = 5;
 const PREFIX: &str = "out-";

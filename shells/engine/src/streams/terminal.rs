@@ -3,37 +3,29 @@
 //! works alike with Docker and Podman wherever the engine runs.
 //!
 //! The exec carries `CROPSCODE_SESSION=<sessionId>` in its environment (see
-//! [`signals`](super::signals)). Ending a terminal signals every process
-//! carrying it: `HUP` (a hang-up, as when a terminal window closes), then
-//! `KILL` for whatever is still there after a grace period. When the shell
-//! exits on its own, leftovers (background jobs) are reaped the same way.
-
-use std::time::{Duration, Instant};
+//! [`signals`](super::signals)), by which [`session`](super::session) ends
+//! the terminal's processes.
 
 use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::{TerminalOpen, TerminalResize, TerminalResizeResult};
 use cropscode_core::stream::StreamId;
+use cropscode_engine_api::ExecSpec;
 
-use super::signals::{Marked, SESSION_MARKER, signal_marked};
-use super::{ExecHandle, Live, LiveStreams, Phase, Pipe};
-use crate::worker::{Failure, Outcome};
-use crate::{ExecSpec, WorkerEngine};
-
-/// How long processes get to exit after `HUP` before `KILL`.
-const HANGUP_GRACE: Duration = Duration::from_secs(2);
-const SIGHUP: u8 = 1;
-const SIGKILL: u8 = 9;
+use super::live::{Live, LiveStreams, Phase, Pipe};
+use super::session::ExecHandle;
+use super::signals::SESSION_MARKER;
+use crate::outcome::{Failure, Outcome};
+use crate::owned::OwnedContainers;
 
 impl LiveStreams {
     /// `terminal.open` (a new session): starts the shell and keeps its connection under `stream.channel`.
     pub(crate) async fn open_terminal(
         &self,
-        engine: &WorkerEngine,
+        engine: &impl OwnedContainers,
         stream: StreamId,
         request: TerminalOpen,
     ) -> Outcome<()> {
-        let (client, owned) =
-            super::running_container(engine, &request.container_id, request.tenant.as_deref()).await?;
+        let (client, owned) = engine.running_container(&request.container_id, request.tenant.as_deref()).await?;
         engine.check_user(request.user.as_deref(), &owned.inspect.config.user)?;
         let mut env = request.env.to_pairs();
         env.push(format!("{SESSION_MARKER}={}", stream.session_id));
@@ -83,44 +75,5 @@ impl LiveStreams {
         };
         exec.client.resize_exec(&exec.exec_id, request.cols, request.rows).await?;
         Ok(TerminalResizeResult { session_id: request.session_id, cols: request.cols, rows: request.rows })
-    }
-}
-
-/// Ends a terminal: `HUP` to its processes, `KILL` to what is left after a grace period.
-pub(super) async fn end(exec: ExecHandle) {
-    let started = Instant::now();
-    signal(&exec, SIGHUP).await;
-    while started.elapsed() < HANGUP_GRACE {
-        match exec.client.inspect_exec(&exec.exec_id).await {
-            Ok(inspect) if inspect.running => smol::Timer::after(Duration::from_millis(50)).await,
-            _ => break,
-        };
-    }
-    reap(exec).await;
-}
-
-/// `KILL` to every process still carrying the session's marker.
-pub(super) async fn reap(exec: ExecHandle) {
-    let killed = signal(&exec, SIGKILL).await;
-    if killed > 0 {
-        tracing::info!(session = %exec.session_id, killed, "killed processes the terminal left behind");
-    }
-}
-
-async fn signal(exec: &ExecHandle, signal: u8) -> u32 {
-    let target = Marked {
-        marker: SESSION_MARKER,
-        value: &exec.session_id,
-        user: exec.user.as_deref(),
-        exec_id: Some(&exec.exec_id),
-    };
-    match signal_marked(&exec.client, &exec.container, &target, signal).await {
-        Ok(count) => count,
-        // The container is gone or stopped, and its processes with it.
-        Err(error) if matches!(error.code(), ErrorCode::NotFound | ErrorCode::Conflict) => 0,
-        Err(error) => {
-            tracing::warn!(session = %exec.session_id, %error, "could not signal the terminal's processes");
-            0
-        }
     }
 }

@@ -16,9 +16,15 @@ use cropscode_core::protocol::commands::{
     ContainerCreate, ContainerCreateResult, ImageProgress, MountType, PortProtocol, ProgressPhase, PullPolicy,
 };
 
+use cropscode_engine_api::{
+    ContainerSpec, DeviceSpec, Empty, EngineClient, HostConfig, MountSpec, PortBinding, Progress,
+};
+
+use super::WorkerEngine;
 use super::naming::{container_labels, engine_name};
-use super::{Failure, Outcome, ProgressSink, WorkerEngine};
-use crate::{ContainerSpec, DeviceSpec, Empty, EngineClient, HostConfig, MountSpec, PortBinding, Progress};
+use crate::execution::ProgressSink;
+use crate::outcome::{Failure, Outcome};
+use crate::owned::OwnedContainers;
 
 /// Byte counts of one layer are reported at most this often (status changes always are).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -56,7 +62,7 @@ impl WorkerEngine {
                 Err(error) => tracing::warn!(image = %request.image, %error, "cannot record a pulled image"),
             }
         }
-        if request.user.is_none() && self.shared.floor == SecurityFloor::Restricted {
+        if request.user.is_none() && self.shared.floor() == SecurityFloor::Restricted {
             let image = client.inspect_image(&request.image).await?;
             self.check_user(None, &image.config.user)?;
         }
@@ -276,7 +282,7 @@ mod tests {
         let msg = |status: &str, id: Option<&str>, current| Progress {
             status: Some(status.into()),
             id: id.map(Into::into),
-            progress_detail: Some(crate::ProgressDetail { current: Some(current), total: Some(100) }),
+            progress_detail: Some(cropscode_engine_api::ProgressDetail { current: Some(current), total: Some(100) }),
             ..Progress::default()
         };
         assert!(throttle.pass(&msg("Downloading", Some("l1"), 1)).is_some());

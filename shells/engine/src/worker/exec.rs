@@ -22,11 +22,15 @@ use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::{ContainerExec, ContainerExecResult};
 use futures_lite::{AsyncWriteExt, future};
 
-use super::ownership::{Owned, gone};
-use super::{Failure, Outcome, WorkerEngine};
-use crate::client::with_timeout;
+use cropscode_engine_api::{
+    Endpoint, EngineClient, EngineError, ExecOutput, ExecSpec, OutputStream, collect_output, with_timeout,
+};
+
+use super::WorkerEngine;
+use super::ownership::gone;
+use crate::outcome::{Failure, Outcome};
+use crate::owned::{Owned, OwnedContainers};
 use crate::streams::signals::{EXEC_MARKER, Marked, signal_marked};
-use crate::{EngineClient, EngineError, ExecOutput, ExecSpec, OutputStream, collect_output};
 
 impl WorkerEngine {
     pub(crate) async fn exec(&self, request: ContainerExec) -> Outcome<ContainerExecResult> {
@@ -140,7 +144,7 @@ async fn kill(client: &EngineClient, exec_id: &str, container_pid: i64) -> bool 
     if !exec.running {
         return true;
     }
-    if !cfg!(target_os = "linux") || !matches!(client.endpoint(), crate::Endpoint::Unix(_)) {
+    if !cfg!(target_os = "linux") || !matches!(client.endpoint(), Endpoint::Unix(_)) {
         return false;
     }
     if exec.pid <= 0 || container_pid <= 0 || !same_pid_namespace(exec.pid, container_pid) {

@@ -13,9 +13,12 @@ use cropscode_core::protocol::commands::{
     ImageSummary, ImagesList, ImagesListResult, LABEL_MANAGED, ProgressPhase,
 };
 
+use cropscode_engine_api::{BuildOptions, EngineError, ImageDeleted, ListImages, TarBuilder};
+
+use super::WorkerEngine;
 use super::naming::{LABEL_BUILT_BY, image_labels};
-use super::{Failure, Outcome, ProgressSink, WorkerEngine};
-use crate::{BuildOptions, EngineError, ImageDeleted, ListImages, TarBuilder};
+use crate::execution::ProgressSink;
+use crate::outcome::{Failure, Outcome};
 
 /// Where the request's Dockerfile goes in the context.
 const DOCKERFILE: &str = "Dockerfile";
@@ -86,6 +89,8 @@ impl WorkerEngine {
             match entry {
                 ImageDeleted::Deleted(id) => deleted.push(digest_id(id)),
                 ImageDeleted::Untagged(tag) => untagged.push(tag),
+                // Nothing else the engine reports belongs in the result.
+                _ => {}
             }
         }
         self.pulled.remove(&deleted);

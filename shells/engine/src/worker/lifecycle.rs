@@ -12,11 +12,14 @@ use cropscode_core::protocol::commands::{
     ContainerStop, ContainerStopResult, ContainerSummary, LABEL_TENANT, PortMapping, PortProtocol,
 };
 
+use cropscode_engine_api::{EngineClient, ListContainers, RemoveContainer};
+
+use super::WorkerEngine;
 use super::naming::{owned_filters, reported_name};
 use super::ownership::gone;
 use super::running::refresh_quietly;
-use super::{Outcome, WorkerEngine};
-use crate::{ListContainers, RemoveContainer};
+use crate::outcome::Outcome;
+use crate::owned::OwnedContainers;
 
 impl WorkerEngine {
     pub(crate) async fn start_container(&self, request: ContainerStart) -> Outcome<ContainerStartResult> {
@@ -76,9 +79,9 @@ impl WorkerEngine {
 /// order rows differently (Docker newest first, Podman oldest first), so containers created
 /// within the same second are ordered by the nanoseconds of their inspected creation time.
 async fn newest_first(
-    client: &crate::EngineClient,
-    rows: Vec<crate::ContainerSummary>,
-) -> Outcome<Vec<(crate::ContainerSummary, u32)>> {
+    client: &EngineClient,
+    rows: Vec<cropscode_engine_api::ContainerSummary>,
+) -> Outcome<Vec<(cropscode_engine_api::ContainerSummary, u32)>> {
     let mut per_second = std::collections::HashMap::new();
     for row in &rows {
         *per_second.entry(row.created).or_insert(0) += 1;
@@ -108,7 +111,7 @@ fn fraction_nanos(time: &str) -> u32 {
     format!("{digits:0<9}").parse().unwrap_or(0)
 }
 
-fn summary(row: crate::ContainerSummary) -> ContainerSummary {
+fn summary(row: cropscode_engine_api::ContainerSummary) -> ContainerSummary {
     let ports = row
         .ports
         .iter()
@@ -156,7 +159,7 @@ mod tests {
 
     #[test]
     fn rows_become_summaries() {
-        let row: crate::ContainerSummary = serde_json::from_str(
+        let row: cropscode_engine_api::ContainerSummary = serde_json::from_str(
             r#"{"Id":"abc","Names":["/cs-acme.dev"],"Image":"busybox","Created":7,"State":"running","Status":"Up 1 second",
                 "Labels":{"cropscode.name":"dev","cropscode.tenant":"acme"},
                 "Ports":[{"IP":"127.0.0.1","PrivatePort":80,"PublicPort":8080,"Type":"tcp"},{"PrivatePort":53,"Type":"udp"}]}"#,
@@ -174,7 +177,7 @@ mod tests {
                 host_ip: Some("127.0.0.1".into())
             }]
         );
-        let odd: crate::ContainerSummary =
+        let odd: cropscode_engine_api::ContainerSummary =
             serde_json::from_str(r#"{"Id":"x","Names":["/x"],"State":"configured"}"#).unwrap();
         let odd = summary(odd);
         assert_eq!((odd.state, odd.name.as_str()), (ContainerState::Unknown, "x"));

@@ -7,18 +7,22 @@
 //!                 │
 //!                 ├─ Shared::client()      the selected engine (selection.rs), re-discovered
 //!                 │                         while none answers
-//!                 ├─ ownership::resolve()  containerId (+ tenant) → a container this worker owns,
+//!                 ├─ ownership.rs          containerId (+ tenant) → a container this worker owns,
 //!                 │                         else `not_found` (never reveals other containers)
 //!                 ├─ create / lifecycle / exec / setup / images   one module per family
+//!                 ├─ crate::streams        terminals, displays, background execs
 //!                 └─ Shared::observe()     engine gone / back, logged once per transition;
 //!                                          lifecycle commands refresh the running count
 //! ```
 //!
-//! The security floor (issue 5) judges the typed command before it reaches this module:
-//! [`ContainerCreate`](cropscode_core::protocol::commands::ContainerCreate) is the one
-//! normalized form of a container request, and [`create::container_spec`] translates it
-//! field for field, adding only the worker's labels and the namespaced name, so what the
-//! policy approved is exactly what the engine is asked for.
+//! The security floor judges the typed command before it reaches this module
+//! ([`PolicedEngine`](cropscode_core::policy::PolicedEngine)), which gives the floor to
+//! the engine once ([`Engine::set_floor`]) for the checks only the engine can make (the
+//! image's or the container's user). The floor is kept in `selection::Shared`, so it holds for
+//! every clone of the engine. [`ContainerCreate`](cropscode_core::protocol::commands::ContainerCreate)
+//! is the one normalized form of a container request, and `create::container_spec`
+//! translates it field for field, adding only the worker's labels and the namespaced
+//! name, so what the policy approved is exactly what the engine is asked for.
 //!
 //! Background work (the running-container count following the engine's events, the
 //! supervised `podman system service`) runs on smol's global executor and stops when the
@@ -30,81 +34,34 @@ mod images;
 mod lifecycle;
 mod naming;
 mod ownership;
-pub(crate) use ownership::Owned;
 mod podman_service;
 mod pulled;
 mod running;
 mod selection;
 mod setup;
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use cropscode_core::policy::{Policy, SecurityFloor};
-use cropscode_core::protocol::commands::ImageProgress;
+use cropscode_core::policy::SecurityFloor;
 use cropscode_core::protocol::{Command, ErrorCode, WireError};
 use cropscode_core::stream::StreamId;
-use cropscode_core::{Engine, Step, StreamRead, StreamWrite};
-use futures_lite::Stream;
+use cropscode_core::{Engine, StreamRead, StreamWrite};
+use cropscode_engine_api::{Endpoint, EngineClient, EngineKind};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::EngineError;
+use crate::execution::{Execution, ProgressSink};
+use crate::options::EngineOptions;
+use crate::outcome::{Failure, Outcome};
 use crate::streams::Streams;
-use crate::{Endpoint, EngineClient, EngineKind};
 
 pub use naming::engine_name;
-pub use selection::{DetectedEngine, Detection, EnginePreference, detect};
+pub use selection::{DetectedEngine, Detection, detect};
 
 use podman_service::PodmanService;
 use selection::Shared;
-
-/// How the worker finds and uses its container engine.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// Which engine serves commands when several answer (`CONTAINER_ENGINE`).
-    pub preference: EnginePreference,
-    /// The Podman binary (`PODMAN_PATH`); `None`: `podman` on `PATH`, if any.
-    pub podman_path: Option<PathBuf>,
-    /// `DATA_DIR`: where a supervised `podman system service` listens (`podman.sock`) and logs.
-    /// `None`: never start one.
-    pub data_dir: Option<PathBuf>,
-    /// Use exactly this engine (tests, or a socket configured by hand): no discovery.
-    pub endpoint: Option<Endpoint>,
-    /// The worker's id (`cropscode.worker` label) when already known, e.g. from `worker.json`.
-    pub worker_id: Option<String>,
-    /// Running managed containers, for the heartbeat; shared with the runtime.
-    pub containers_running: Arc<AtomicU32>,
-    /// Safety-net recount of running containers, besides the event stream.
-    pub resync_interval: Duration,
-    /// The owner's `SECURITY_FLOOR`, for the checks only the engine can make: under
-    /// `restricted`, a process started without a `user` runs as the image's `USER` (at
-    /// create) or the container's user (execs, terminals, setup), which must not be root.
-    /// Everything else the floor judges before a command reaches the engine
-    /// (`cropscode_core::policy::PolicedEngine`). Default `none` (no engine-side checks).
-    pub security_floor: SecurityFloor,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            preference: EnginePreference::Auto,
-            podman_path: None,
-            data_dir: None,
-            endpoint: None,
-            worker_id: None,
-            containers_running: Arc::new(AtomicU32::new(0)),
-            resync_interval: Duration::from_secs(60),
-            security_floor: SecurityFloor::None,
-        }
-    }
-}
 
 /// Executes the protocol's commands on a Docker or Podman engine. Cheap to clone.
 #[derive(Clone)]
@@ -172,8 +129,8 @@ impl WorkerEngine {
         WorkerEngine::start(options).await
     }
 
-    /// Sets the worker's id (on `worker.registered`). Containers are labelled with it and
-    /// only containers carrying it are this worker's.
+    /// Sets the worker's id (what [`Engine::registered`] does on `worker.registered`).
+    /// Containers are labelled with it and only containers carrying it are this worker's.
     pub fn set_worker_id(&self, worker_id: &str) {
         self.shared.set_worker_id(worker_id);
     }
@@ -181,11 +138,6 @@ impl WorkerEngine {
     /// The worker's id, once known.
     pub fn worker_id(&self) -> Option<String> {
         self.shared.worker_id()
-    }
-
-    /// The running-container count the heartbeat reports.
-    pub fn containers_running(&self) -> Arc<AtomicU32> {
-        self.shared.running.clone()
     }
 
     /// Engines found answering at startup, the serving one first, for `containerEngines`
@@ -214,17 +166,6 @@ impl WorkerEngine {
     /// date by the engine's events and after each lifecycle command).
     pub async fn refresh_running(&self) -> Result<u32, WireError> {
         running::refresh(&self.shared).await.map_err(|e| e.to_wire())
-    }
-
-    /// Under a `restricted` floor, refuses a process the request starts without naming a
-    /// user (`requested`) when the user it would run as (`effective`: the image's `USER`,
-    /// the container's configured user; `""` is root) is root or not a numeric uid.
-    pub(crate) fn check_user(&self, requested: Option<&str>, effective: &str) -> Outcome<()> {
-        if requested.is_some() {
-            // A named user was judged by the floor before the command got here.
-            return Ok(());
-        }
-        Policy::new(self.shared.floor).judge_user(effective).map_err(|refusal| Failure::Wire(refusal.to_wire()))
     }
 
     /// Stops the background tasks and the supervised Podman service, and waits for them.
@@ -280,7 +221,7 @@ impl Engine for WorkerEngine {
     fn execute(&self, command: Command) -> Execution<'_> {
         let progress = ProgressSink::default();
         let sink = progress.clone();
-        Execution { progress, outcome: Some(Box::pin(async move { self.run(command, &sink).await })), finished: None }
+        Execution::new(progress, Box::pin(async move { self.run(command, &sink).await }))
     }
 
     fn open_stream(&self, stream: StreamId, command: Command) -> Execution<'_> {
@@ -294,7 +235,7 @@ impl Engine for WorkerEngine {
             self.shared.observe(&outcome);
             outcome.map_err(Failure::into_wire)
         };
-        Execution { progress: ProgressSink::default(), outcome: Some(Box::pin(work)), finished: None }
+        Execution::new(ProgressSink::default(), Box::pin(work))
     }
 
     fn poll_stream_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
@@ -308,99 +249,22 @@ impl Engine for WorkerEngine {
     fn close_stream(&self, channel: u32) {
         self.streams.live.close(channel)
     }
-}
 
-/// A command's work: its outcome, with progress reported on the side.
-type Work<'a> = Pin<Box<dyn Future<Output = Result<Value, WireError>> + 'a>>;
-
-/// One command's execution: the progress its work reported, then its outcome.
-pub struct Execution<'a> {
-    progress: ProgressSink,
-    outcome: Option<Work<'a>>,
-    finished: Option<Result<Value, WireError>>,
-}
-
-impl Stream for Execution<'_> {
-    type Item = Step;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Step>> {
-        loop {
-            if let Some(progress) = self.progress.pop() {
-                return Poll::Ready(Some(Step::Progress(progress)));
-            }
-            if let Some(outcome) = self.finished.take() {
-                return Poll::Ready(Some(Step::Done(outcome)));
-            }
-            let Some(work) = self.outcome.as_mut() else { return Poll::Ready(None) };
-            match work.as_mut().poll(cx) {
-                Poll::Ready(outcome) => {
-                    self.outcome = None;
-                    self.finished = Some(outcome);
-                }
-                // Progress pushed during this poll is handed out before waiting again.
-                Poll::Pending if self.progress.is_empty() => return Poll::Pending,
-                Poll::Pending => {}
-            }
-        }
-    }
-}
-
-/// Where a command's work reports progress; drained by its [`Execution`] after every poll.
-#[derive(Clone, Default)]
-pub(crate) struct ProgressSink(Arc<Mutex<VecDeque<Value>>>);
-
-impl ProgressSink {
-    pub(crate) fn report(&self, progress: &ImageProgress) {
-        if let Ok(value) = serde_json::to_value(progress)
-            && let Ok(mut queue) = self.0.lock()
-        {
-            queue.push_back(value);
-        }
+    /// Kept in the state every clone shares (`selection::Shared`): whichever clone executes
+    /// a command checks under the floor given here.
+    fn set_floor(&mut self, floor: SecurityFloor) {
+        self.shared.set_floor(floor);
     }
 
-    fn pop(&self) -> Option<Value> {
-        self.0.lock().ok().and_then(|mut queue| queue.pop_front())
+    fn registered(&self, worker_id: &str) {
+        self.set_worker_id(worker_id);
     }
 
-    fn is_empty(&self) -> bool {
-        self.0.lock().map(|queue| queue.is_empty()).unwrap_or(true)
-    }
-}
-
-/// Why a command failed: an engine error (its code decides, and it tells whether the
-/// engine is gone) or a protocol error decided by the worker.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    Engine(EngineError),
-    Wire(WireError),
-}
-
-impl Failure {
-    pub(crate) fn wire(code: ErrorCode, message: impl Into<String>) -> Failure {
-        Failure::Wire(WireError::new(code, message))
-    }
-
-    pub(crate) fn into_wire(self) -> WireError {
-        match self {
-            Failure::Engine(error) => error.to_wire(),
-            Failure::Wire(error) => error,
-        }
+    /// Kept by the event follower and after each lifecycle command; never asks the engine.
+    fn containers_running(&self) -> Option<u32> {
+        Some(self.shared.running.load(Ordering::Relaxed))
     }
 }
-
-impl From<EngineError> for Failure {
-    fn from(error: EngineError) -> Failure {
-        Failure::Engine(error)
-    }
-}
-
-impl From<WireError> for Failure {
-    fn from(error: WireError) -> Failure {
-        Failure::Wire(error)
-    }
-}
-
-pub(crate) type Outcome<T> = Result<T, Failure>;
 
 fn json<T: Serialize>(outcome: Outcome<T>) -> Outcome<Value> {
     outcome.and_then(|value| {

@@ -1,6 +1,6 @@
 //! From a command's `containerId` (and `tenant`) to a container this worker owns.
 //!
-//! Every command that targets a container goes through [`WorkerEngine::resolve`] before
+//! Every command that targets a container goes through [`OwnedContainers::resolve`] before
 //! anything else. A container is this worker's when it carries `cropscode.managed=true`
 //! and `cropscode.worker=<this worker's id>`, and, when the command names a tenant,
 //! `cropscode.tenant=<that tenant>`. Anything else — a missing container, the machine's
@@ -17,30 +17,28 @@
 //!
 //! The container is acted on by its full id from then on, so a rename or a new container
 //! with the same name cannot redirect the command half-way.
+//!
+//! The same [`OwnedContainers`] implementation serves the streams (terminals, displays,
+//! background execs), with the engine-side user check of the security floor.
 
+use cropscode_core::policy::Policy;
 use cropscode_core::protocol::ErrorCode;
+use cropscode_engine_api::{EngineClient, EngineError, ListContainers};
 
+use super::WorkerEngine;
 use super::naming::{LABEL_NAME, engine_name, is_owned, owned_filters};
-use super::{Failure, Outcome, WorkerEngine};
-use crate::{ContainerInspect, EngineClient, EngineError, ListContainers};
+use crate::outcome::{Failure, Outcome};
+use crate::owned::{Owned, OwnedContainers};
 
-/// A container this worker owns, as inspected when the command started.
-#[derive(Debug, Clone)]
-pub(crate) struct Owned {
-    /// Full id.
-    pub id: String,
-    pub inspect: ContainerInspect,
-}
+impl OwnedContainers for WorkerEngine {
+    async fn serving_client(&self) -> Outcome<EngineClient> {
+        self.client()
+            .await
+            .ok_or_else(|| Failure::wire(ErrorCode::EngineUnavailable, "no container engine answers on this worker"))
+    }
 
-impl WorkerEngine {
-    /// The container `container_id` names, if this worker owns it (and `tenant` does, when
-    /// given); otherwise `not_found`. Fails with `engine_unavailable` when the engine is gone.
-    pub(crate) async fn resolve(
-        &self,
-        client: &EngineClient,
-        container_id: &str,
-        tenant: Option<&str>,
-    ) -> Outcome<Owned> {
+    /// Fails with `engine_unavailable` when the engine is gone.
+    async fn resolve(&self, client: &EngineClient, container_id: &str, tenant: Option<&str>) -> Outcome<Owned> {
         let Some(me) = self.shared.worker_id() else { return Err(not_found(container_id)) };
         if let Some(tenant) = tenant
             && let Some(owned) = inspect_owned(client, &engine_name(tenant, container_id), &me, Some(tenant)).await?
@@ -70,6 +68,15 @@ impl WorkerEngine {
             }
         }
         Err(not_found(container_id))
+    }
+
+    /// `effective` is the image's `USER` or the container's configured user; `""` is root.
+    fn check_user(&self, requested: Option<&str>, effective: &str) -> Outcome<()> {
+        if requested.is_some() {
+            // A named user was judged by the floor before the command got here.
+            return Ok(());
+        }
+        Policy::new(self.shared.floor()).judge_user(effective).map_err(|refusal| Failure::Wire(refusal.to_wire()))
     }
 }
 

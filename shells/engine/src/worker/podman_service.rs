@@ -17,11 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Endpoint, EngineClient};
+use cropscode_core::backoff::BackoffConfig;
+use cropscode_engine_api::{Endpoint, EngineClient};
 
 /// How long the first start may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// Delays between restarts: 1 s doubling to 30 s, exact.
+const RESTART_BACKOFF: BackoffConfig = BackoffConfig::new().with_jitter(0.0);
 /// A service that ran this long before dying is restarted after the shortest delay again.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 
@@ -94,7 +96,7 @@ fn service_command(binary: &Path) -> std::process::Command {
 }
 
 async fn supervise(binary: PathBuf, socket: PathBuf, log: PathBuf, pid: Arc<AtomicU32>) {
-    let mut delay = Duration::from_secs(1);
+    let mut restarts = RESTART_BACKOFF.build();
     let mut first = true;
     loop {
         // A socket file left by a killed service would make the new one fail to bind.
@@ -117,25 +119,28 @@ async fn supervise(binary: PathBuf, socket: PathBuf, log: PathBuf, pid: Arc<Atom
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn();
-        match spawned {
+        let delay = match spawned {
             Ok(mut child) => {
                 tracing::info!(pid = child.id(), socket = %socket.display(), "started podman system service");
                 pid.store(child.id(), Ordering::Relaxed);
                 let status = child.status().await;
                 pid.store(0, Ordering::Relaxed);
                 if started.elapsed() >= STABLE_AFTER {
-                    delay = Duration::from_secs(1);
+                    restarts.reset();
                 }
+                let delay = restarts.next_delay();
                 tracing::warn!(
                     status = ?status, log = %log.display(),
                     "podman system service exited; restarting in {} s", delay.as_secs()
                 );
+                delay
             }
             Err(error) => {
+                let delay = restarts.next_delay();
                 tracing::warn!(binary = %binary.display(), %error, "cannot start podman system service; retrying in {} s", delay.as_secs());
+                delay
             }
-        }
+        };
         smol::Timer::after(delay).await;
-        delay = (delay * 2).min(MAX_RESTART_DELAY);
     }
 }

@@ -19,19 +19,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use cropscode_core::backoff::BackoffConfig;
 use futures_lite::future;
+
+use cropscode_engine_api::{EngineError, EngineEvent, EventFilter, ListContainers};
 
 use super::naming::owned_filters;
 use super::selection::Shared;
-use crate::events::EventFilter;
-use crate::{EngineError, ListContainers};
 
 /// Container events after which the count may have changed. Docker says `destroy`, Podman
 /// `remove` and also `died`; exec, attach and archive events do not change it.
 const COUNTED_ACTIONS: &[&str] =
     &["start", "restart", "die", "died", "stop", "kill", "oom", "destroy", "remove", "pause", "unpause", "cleanup"];
 
-const MAX_RETRY: Duration = Duration::from_secs(30);
+/// Retries of the event stream: 1 s doubling to 30 s, exact.
+const RETRY: BackoffConfig = BackoffConfig::new().with_jitter(0.0);
 /// A second count this long after an event, for engines whose list lags their events.
 const SETTLE: Duration = Duration::from_millis(300);
 
@@ -65,7 +67,7 @@ pub(crate) async fn refresh_quietly(shared: &Shared) {
 }
 
 enum Wake {
-    Event(Option<Result<crate::events::EngineEvent, EngineError>>),
+    Event(Option<Result<EngineEvent, EngineError>>),
     IdentityChanged,
     Timer,
 }
@@ -73,7 +75,7 @@ enum Wake {
 /// Follows the engine's events for as long as the worker engine lives.
 pub(crate) async fn follow(shared: Arc<Shared>, resync: Duration) {
     let identity_changes = shared.identity_changes();
-    let mut retry = Duration::from_secs(1);
+    let mut retry = RETRY.build();
     loop {
         let Some(me) = shared.worker_id() else {
             let _ = identity_changes.recv().await;
@@ -90,7 +92,7 @@ pub(crate) async fn follow(shared: Arc<Shared>, resync: Duration) {
         let mut events = match opened.await {
             Ok(events) => {
                 shared.mark_up();
-                retry = Duration::from_secs(1);
+                retry.reset();
                 events
             }
             Err(error) => {
@@ -102,11 +104,11 @@ pub(crate) async fn follow(shared: Arc<Shared>, resync: Duration) {
                 let changed = async {
                     let _ = identity_changes.recv().await;
                 };
+                let delay = retry.next_delay();
                 let waited = async {
-                    smol::Timer::after(retry).await;
+                    smol::Timer::after(delay).await;
                 };
                 future::or(changed, waited).await;
-                retry = (retry * 2).min(MAX_RETRY);
                 continue;
             }
         };

@@ -1,6 +1,6 @@
 //! Which engine serves the worker, and the state every command shares.
 //!
-//! At startup [`detect`] asks every candidate from [`crate::discovery`] (plus the socket of
+//! At startup [`detect`] asks every candidate from [`discovery`] (plus the socket of
 //! a Podman service the worker supervised before, under `DATA_DIR`) who it is. When Podman
 //! is installed (`PODMAN_PATH`, or `podman` on `PATH`), Podman may serve
 //! ([`EnginePreference`] is not `docker`) and no Podman socket answers, the worker starts
@@ -13,61 +13,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cropscode_core::protocol::ErrorCode;
 use smol::lock::Mutex as AsyncMutex;
 
+use cropscode_core::policy::SecurityFloor;
+use cropscode_engine_api::discovery::{self, BadAddress, Candidate, Source};
+use cropscode_engine_api::{Endpoint, EngineClient, EngineError, EngineKind, EngineVersion, with_timeout};
+
 use super::podman_service::PodmanService;
-use super::{EngineOptions, Failure, Outcome};
-use crate::client::with_timeout;
-use crate::discovery::{self, BadAddress, Candidate, Source};
-use crate::{Endpoint, EngineClient, EngineError, EngineKind, EngineVersion};
-
-/// Which engine serves commands when several answer (`CONTAINER_ENGINE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EnginePreference {
-    /// Podman when it answers (or can be started), else Docker. The product targets Podman
-    /// first: it runs rootless and daemonless, and the worker can start its API service
-    /// itself; Docker is used when it is the only engine.
-    #[default]
-    Auto,
-    /// Docker only.
-    Docker,
-    /// Podman only.
-    Podman,
-}
-
-impl EnginePreference {
-    /// `auto`, `docker` or `podman`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EnginePreference::Auto => "auto",
-            EnginePreference::Docker => "docker",
-            EnginePreference::Podman => "podman",
-        }
-    }
-}
-
-impl std::str::FromStr for EnginePreference {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, String> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "auto" | "" => Ok(EnginePreference::Auto),
-            "docker" => Ok(EnginePreference::Docker),
-            "podman" => Ok(EnginePreference::Podman),
-            _ => Err(format!("`{value}` is not an engine: use auto, docker or podman")),
-        }
-    }
-}
-
-impl std::fmt::Display for EnginePreference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::options::{EngineOptions, EnginePreference};
+use crate::outcome::{Failure, Outcome};
 
 /// One candidate address and what answered there.
 #[derive(Debug, Clone)]
@@ -190,10 +148,10 @@ pub(crate) struct Shared {
     /// Ids of this worker's containers the engine reported started (the event follower
     /// sends, the background execs listen: a relay left in a stopped container is taken).
     started: (smol::channel::Sender<String>, smol::channel::Receiver<String>),
-    pub(crate) running: Arc<AtomicU32>,
+    pub(crate) running: AtomicU32,
     health: AtomicU8,
-    /// The owner's security floor (see `EngineOptions::security_floor`).
-    pub(crate) floor: cropscode_core::policy::SecurityFloor,
+    /// The owner's security floor, for the checks only the engine can make (`Engine::set_floor`).
+    floor: RwLock<SecurityFloor>,
 }
 
 const HEALTH_UNKNOWN: u8 = 0;
@@ -273,8 +231,8 @@ impl Shared {
             identity: RwLock::new(options.worker_id.clone()),
             identity_changed: smol::channel::bounded(1),
             started: smol::channel::bounded(64),
-            running: options.containers_running.clone(),
-            floor: options.security_floor,
+            running: AtomicU32::new(0),
+            floor: RwLock::new(SecurityFloor::None),
         };
         (shared, podman)
     }
@@ -331,6 +289,14 @@ impl Shared {
 
     pub(crate) fn engine_names(&self) -> Vec<String> {
         self.engines.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn floor(&self) -> SecurityFloor {
+        *self.floor.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_floor(&self, floor: SecurityFloor) {
+        *self.floor.write().unwrap_or_else(|e| e.into_inner()) = floor;
     }
 
     pub(crate) fn worker_id(&self) -> Option<String> {

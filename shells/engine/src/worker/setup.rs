@@ -27,10 +27,13 @@ use cropscode_core::Secret;
 use cropscode_core::protocol::ErrorCode;
 use cropscode_core::protocol::commands::{ContainerSetup, ContainerSetupResult, InlineFile, RepoSource};
 
+use cropscode_engine_api::{EngineClient, ExecOutput, ExecSpec, Owner, TarBuilder};
+
+use super::WorkerEngine;
 use super::exec::{Ran, run};
-use super::ownership::{Owned, gone};
-use super::{Failure, Outcome, WorkerEngine};
-use crate::{EngineClient, ExecOutput, ExecSpec, Owner, TarBuilder};
+use super::ownership::gone;
+use crate::outcome::{Failure, Outcome};
+use crate::owned::{Owned, OwnedContainers};
 
 /// How long a clone may take.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(600);

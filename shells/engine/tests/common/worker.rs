@@ -6,13 +6,13 @@
 //! [`WorkerTest`] removes every container carrying the worker id or the run label, and
 //! the images and volumes the test registered.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cropscode_core::Step;
 use cropscode_core::protocol::{Command, ErrorCode, WireError};
 use cropscode_core::traits::Engine;
-use cropscode_engine::{Endpoint, ListContainers, RemoveContainer, WorkerEngine};
+use cropscode_engine::WorkerEngine;
+use cropscode_engine_api::{Endpoint, ListContainers, RemoveContainer};
 use futures_lite::StreamExt;
 use serde_json::Value;
 
@@ -144,14 +144,10 @@ impl WorkerTest {
 
     /// Waits until the running count is `expected` (it follows engine events).
     pub async fn wait_running(&self, expected: u32) {
-        let counter = self.worker.containers_running();
+        let count = || self.worker.containers_running().expect("the worker engine counts running containers");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while counter.load(Ordering::Relaxed) != expected {
-            assert!(
-                Instant::now() < deadline,
-                "containersRunning stayed {} (expected {expected})",
-                counter.load(Ordering::Relaxed)
-            );
+        while count() != expected {
+            assert!(Instant::now() < deadline, "containersRunning stayed {} (expected {expected})", count());
             smol::Timer::after(Duration::from_millis(20)).await;
         }
     }

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::Endpoint;
+use crate::endpoint::Endpoint;
 
 pub(crate) type Stream = async_net::unix::UnixStream;
 

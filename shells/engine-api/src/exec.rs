@@ -12,13 +12,14 @@
 
 use std::time::Duration;
 
+use cropscode_core::backoff::BackoffConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{ApiRequest, EngineClient, path_name, with_timeout};
+use crate::client::{ApiRequest, EngineClient, Query, path_name, with_timeout};
 use crate::containers::nullable;
 use crate::error::{EngineError, Result};
+use crate::framing::{OutputKind, OutputStream};
 use crate::io::Upgraded;
-use crate::stream::{OutputKind, OutputStream};
 
 /// What to run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,6 +141,10 @@ struct IdBody {
     warnings: Vec<String>,
 }
 
+/// Pauses between exit-code polls: 2 ms doubling to 100 ms, exact.
+const EXIT_CODE_POLL: BackoffConfig =
+    BackoffConfig::new().with_initial(Duration::from_millis(2)).with_max(Duration::from_millis(100)).with_jitter(0.0);
+
 impl EngineClient {
     /// Runs `spec` in the container to completion; see the module documentation.
     pub async fn exec(&self, container: &str, spec: &ExecSpec, limits: ExecLimits) -> Result<ExecOutput> {
@@ -201,14 +206,21 @@ impl EngineClient {
     /// after the output closes, so this asks again (briefly backing off) until it has;
     /// it waits as long as the process runs, so bound it with a timeout of your own.
     pub async fn exec_exit_code(&self, exec_id: &str) -> Result<i64> {
-        let mut pause = Duration::from_millis(2);
+        let mut pauses = EXIT_CODE_POLL.build();
         loop {
             let inspect = self.inspect_exec(exec_id).await?;
             if let (false, Some(code)) = (inspect.running, inspect.exit_code) {
                 return Ok(code);
             }
-            smol::Timer::after(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            smol::Timer::after(pauses.next_delay()).await;
         }
+    }
+
+    /// `POST /exec/{id}/resize`: the TTY of an exec is now `cols` × `rows`.
+    pub async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        let query = Query::new().push("h", rows.to_string()).push("w", cols.to_string()).finish();
+        let request = ApiRequest::post(format!("/exec/{}/resize{query}", path_name(exec_id)?));
+        self.call(request, Duration::ZERO).await?;
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestEngine, Which};
-use cropscode_engine::{ExecLimits, ExecSpec, Owner, TarBuilder};
+use cropscode_engine_api::{ExecLimits, ExecSpec, Owner, TarBuilder};
 
 engine_test!(archive_upload, async |t: &TestEngine| {
     let id = t.running_container().await;

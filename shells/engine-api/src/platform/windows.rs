@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::Endpoint;
+use crate::endpoint::Endpoint;
 
 pub(crate) type Stream = smol::Unblock<File>;
 

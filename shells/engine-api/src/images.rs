@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::client::{ApiRequest, EngineClient, Query, path_name};
 use crate::containers::nullable;
 use crate::error::{EngineError, Result};
-use crate::stream::JsonStream;
+use crate::framing::JsonStream;
 
 /// Which images to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

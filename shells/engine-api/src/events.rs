@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::client::{ApiRequest, EngineClient, Query};
 use crate::containers::nullable;
 use crate::error::Result;
-use crate::stream::JsonStream;
+use crate::framing::JsonStream;
 
 /// Which events to follow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

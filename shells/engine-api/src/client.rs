@@ -20,9 +20,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::endpoint::Endpoint;
 use crate::error::{EngineError, Result, api_error};
 use crate::io::{HyperIo, Upgraded};
-use crate::platform::{self, Endpoint};
+use crate::platform;
 
 /// The Docker Engine API version the client speaks (Docker 20.10 and Podman 4 serve it).
 /// Engines whose oldest accepted version is newer (Docker 29 accepts 1.44 and up) are
@@ -412,7 +413,7 @@ impl ResponseBody {
 }
 
 /// Runs `work` or fails with a timeout after `limit`.
-pub(crate) async fn with_timeout<T>(
+pub async fn with_timeout<T>(
     operation: impl Into<String>,
     limit: Duration,
     work: impl Future<Output = Result<T>>,

@@ -4,7 +4,7 @@
 //! Prints figures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release -p cropscode-engine --example bench_list [-- SOCKET...]
+//! cargo run --release -p cropscode-engine-api --example bench_list [-- SOCKET...]
 //! ```
 //! Without arguments it benchmarks the engines in /run/cropscode-test/engines.env
 //! (written by tests/env/prepare.sh).
@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use cropscode_engine::{Endpoint, EngineClient, ListContainers};
+use cropscode_engine_api::{Endpoint, EngineClient, ListContainers};
 
 const ROUNDS: usize = 300;
 const WARMUP: usize = 20;

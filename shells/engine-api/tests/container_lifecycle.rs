@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestEngine;
-use cropscode_engine::{ListContainers, RemoveContainer};
+use cropscode_engine_api::{ListContainers, RemoveContainer};
 
 engine_test!(container_lifecycle, async |t: &TestEngine| {
     let e = &t.engine;

@@ -4,7 +4,7 @@ mod common;
 
 use common::{BUSYBOX, TestEngine};
 use cropscode_core::protocol::ErrorCode;
-use cropscode_engine::{ContainerSpec, Endpoint, EngineClient, ExecLimits, ExecSpec, RemoveContainer};
+use cropscode_engine_api::{ContainerSpec, Endpoint, EngineClient, ExecLimits, ExecSpec, RemoveContainer};
 
 engine_test!(engine_errors, async |t: &TestEngine| {
     let e = &t.engine;

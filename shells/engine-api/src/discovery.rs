@@ -25,8 +25,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::platform::Endpoint;
-pub use crate::platform::Os;
+use crate::endpoint::Endpoint;
+pub use crate::endpoint::Os;
 
 /// A place an engine may be listening, and why the worker looks there.
 #[derive(Debug, Clone, PartialEq, Eq)]

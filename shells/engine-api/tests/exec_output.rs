@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::TestEngine;
 use cropscode_core::protocol::ErrorCode;
-use cropscode_engine::{ExecLimits, ExecSpec, OutputKind, OutputStream};
+use cropscode_engine_api::{ExecLimits, ExecSpec, OutputKind, OutputStream};
 use futures_lite::AsyncWriteExt;
 
 fn sh(script: &str) -> ExecSpec {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use common::TestEngine;
 use cropscode_core::protocol::ErrorCode;
-use cropscode_engine::{BuildOptions, ContainerSpec, ExecLimits, ExecSpec, ListImages, TarBuilder};
+use cropscode_engine_api::{BuildOptions, ContainerSpec, ExecLimits, ExecSpec, ListImages, TarBuilder};
 
 engine_test!(image_build, async |t: &TestEngine| {
     let e = &t.engine;

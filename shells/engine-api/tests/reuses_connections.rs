@@ -5,7 +5,7 @@
 mod common;
 
 use common::TestEngine;
-use cropscode_engine::{ClientConfig, Endpoint, EngineClient, ExecLimits, ExecSpec, ListContainers};
+use cropscode_engine_api::{ClientConfig, Endpoint, EngineClient, ExecLimits, ExecSpec, ListContainers};
 
 engine_test!(reuses_connections, async |t: &TestEngine| {
     let e = &t.engine;

@@ -1,18 +1,8 @@
-//! Where an engine listens, and opening a connection to it. One file per platform: the
-//! rest of the client sees only [`Endpoint`] and a futures-io stream.
+//! Where an engine listens: [`Endpoint`] (a unix socket or a named pipe) and the [`Os`]
+//! whose rules discovery applies. Opening a connection is [`platform`](crate::platform)'s.
 
 use std::fmt;
 use std::path::PathBuf;
-
-#[cfg(unix)]
-mod unix;
-#[cfg(unix)]
-pub(crate) use unix::connect;
-
-#[cfg(windows)]
-mod windows;
-#[cfg(windows)]
-pub(crate) use windows::connect;
 
 /// The operating system whose engine setups and paths apply. Discovery takes it as a value
 /// (not only `cfg`), so every platform's rules are compiled everywhere and tested on Linux.

@@ -7,8 +7,8 @@
 use serde::Deserialize;
 
 use crate::client::{API_VERSION_MINOR, ApiRequest, EngineClient};
+use crate::endpoint::Endpoint;
 use crate::error::{EngineError, Result};
-use crate::platform::Endpoint;
 
 /// Which engine serves the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

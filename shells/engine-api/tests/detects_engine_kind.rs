@@ -3,7 +3,7 @@
 mod common;
 
 use common::{TestEngine, Which};
-use cropscode_engine::EngineKind;
+use cropscode_engine_api::EngineKind;
 
 engine_test!(detects_engine_kind, async |t: &TestEngine| {
     t.engine.ping().await.expect("ping");

@@ -1,14 +1,15 @@
-//! The engine calls live streams need beyond the client's own: resizing an
-//! exec's TTY and where a container can be reached on the network.
+//! Where a container can be reached on the network: its own addresses on its networks
+//! and the host ports a container port is published on (`GET /containers/{id}/json`,
+//! only the network settings read).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::client::{ApiRequest, Query, path_name};
-use crate::{EngineClient, Result};
+use crate::client::{ApiRequest, EngineClient, path_name};
+use crate::containers::nullable;
+use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -22,9 +23,9 @@ struct NetworkInspect {
 struct NetworkSettings {
     #[serde(rename = "IPAddress", default)]
     ip_address: String,
-    #[serde(default, deserialize_with = "crate::containers::nullable")]
+    #[serde(default, deserialize_with = "nullable")]
     networks: BTreeMap<String, Network>,
-    #[serde(default, deserialize_with = "crate::containers::nullable")]
+    #[serde(default, deserialize_with = "nullable")]
     ports: BTreeMap<String, Option<Vec<HostBinding>>>,
 }
 
@@ -46,7 +47,7 @@ struct HostBinding {
 
 /// Where a container's TCP port can be reached from the worker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct PortRoutes {
+pub struct PortRoutes {
     /// The container's own addresses on its networks (reachable on Linux with a rootful engine).
     pub direct: Vec<SocketAddr>,
     /// Host ports the port is published on (reachable wherever the engine runs in a VM).
@@ -54,16 +55,8 @@ pub(crate) struct PortRoutes {
 }
 
 impl EngineClient {
-    /// `POST /exec/{id}/resize`: the TTY of an exec is now `cols` × `rows`.
-    pub async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
-        let query = Query::new().push("h", rows.to_string()).push("w", cols.to_string()).finish();
-        let request = ApiRequest::post(format!("/exec/{}/resize{query}", path_name(exec_id)?));
-        self.call(request, Duration::ZERO).await?;
-        Ok(())
-    }
-
     /// The addresses at which TCP `port` of container `id` can be reached.
-    pub(crate) async fn port_routes(&self, id: &str, port: u16) -> Result<PortRoutes> {
+    pub async fn port_routes(&self, id: &str, port: u16) -> Result<PortRoutes> {
         let inspect: NetworkInspect =
             self.call_json(ApiRequest::get(format!("/containers/{}/json", path_name(id)?))).await?;
         let settings = inspect.network_settings;
