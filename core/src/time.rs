@@ -15,6 +15,10 @@ impl Instant {
     /// The origin of the clock.
     pub const ZERO: Instant = Instant(0);
 
+    /// Later than every deadline: what [`Output::Timeout`](crate::session::Output::Timeout)
+    /// carries when the session has none. Adding to it stays at it.
+    pub const NEVER: Instant = Instant(u64::MAX);
+
     /// An instant `ms` milliseconds after the origin.
     pub const fn from_millis(ms: u64) -> Self {
         Instant(ms)

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use cropscode_core::protocol::binary::HEADER_LEN;
 use cropscode_core::protocol::{StreamFrame, StreamKind};
-use cropscode_core::session::{Event, State};
+use cropscode_core::session::{Event, Input, State};
 use cropscode_core::{Frame, TransportError};
 use serde_json::{Value, json};
 
@@ -142,7 +142,7 @@ fn stray_inputs_in_the_wrong_state_are_ignored() {
     assert_eq!(t.delays().len(), 1);
     // Connecting while connected replaces the connection.
     let mut t = registered();
-    t.session.handle_connected(t.now);
+    t.session.handle_input(t.now, Input::Connected);
     t.drain();
     assert_eq!(t.state(), State::Registering);
     assert_eq!(t.take_texts()[0]["type"], "worker.register");
