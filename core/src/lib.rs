@@ -38,6 +38,7 @@ pub mod stream;
 pub mod time;
 pub mod traits;
 
+pub use protocol::Channel;
 pub use run::run;
 pub use secret::Secret;
 pub use session::{Event, Input, Output, Session, SessionConfig, State};

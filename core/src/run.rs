@@ -22,6 +22,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use crate::dispatch::{Running, dispatch};
+use crate::protocol::Channel;
 use crate::session::{Event, Input, Output, Session};
 use crate::time::Instant;
 use crate::traits::{
@@ -48,8 +49,8 @@ enum Wake<T> {
     Stepped((String, Step)),
     Received(Result<Frame, TransportError>),
     /// Stream output (in the scratch buffer) or its end.
-    Read(u32, StreamRead),
-    Wrote(u32, StreamWrite),
+    Read(Channel, StreamRead),
+    Wrote(Channel, StreamWrite),
     Timer,
     /// Nothing was ready, but the session has stream output left for a new turn.
     Turn,
@@ -102,7 +103,7 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                         Event::Disconnect { .. } => transport = None,
                         Event::Execute { id, command } => running.push(dispatch(engine, id, command)),
                         Event::OpenStream { id, stream, command } => {
-                            tracing::debug!(id = %id, channel = stream.channel, session = %stream.session_id, "opening a stream");
+                            tracing::debug!(id = %id, channel = stream.channel.get(), session = %stream.session_id, "opening a stream");
                             running.push(Running::new(id, engine.open_stream(stream, command)));
                         }
                         Event::CloseStream { channel } => engine.close_stream(channel),
@@ -134,8 +135,8 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
 
         let wake = {
             let backlog = session.has_stream_backlog();
-            let reads: Vec<(u32, usize)> = session.stream_reads().collect();
-            let writes: Vec<(u32, &[u8])> = session.stream_writes().collect();
+            let reads: Vec<(Channel, usize)> = session.stream_reads().collect();
+            let writes: Vec<(Channel, &[u8])> = session.stream_writes().collect();
             let scratch = &mut scratch[..];
             rotation = rotation.wrapping_add(1);
             let mut sleep = pin!((deadline != Instant::NEVER).then(|| clock.sleep_until(deadline)));
@@ -260,7 +261,7 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
 /// allows, at most a few reads), so output leaves in full frames and a fast
 /// stream does not cost a loop turn per read. What is not ready waits for the
 /// next turn, which polls every stream with the real waker again.
-fn read_on<E: Engine>(session: &mut Session, engine: &E, channel: u32, scratch: &mut [u8], now: Instant) {
+fn read_on<E: Engine>(session: &mut Session, engine: &E, channel: Channel, scratch: &mut [u8], now: Instant) {
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..READ_ON_MAX {
         let Some((_, max)) = session.stream_reads().find(|(c, _)| *c == channel) else { return };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use cropscode_core::Frame;
 use cropscode_core::protocol::Heartbeat;
-use cropscode_core::protocol::binary::{StreamFrame, StreamKind};
+use cropscode_core::protocol::binary::{Channel, StreamFrame, StreamKind};
 use cropscode_core::session::{AuditOutcome, Event, Input, SessionConfig, State};
 use cropscode_core::stream::{StreamConfig, StreamId, StreamType};
 use serde_json::{Value, json};
@@ -60,7 +60,7 @@ fn result_of(t: &mut TestSession, id: &str) -> Value {
 }
 
 /// Binary frames sent, decoded: (kind, channel, offset, payload).
-fn binaries(log: &[(cropscode_core::Instant, Output)]) -> Vec<(StreamKind, u32, u64, Vec<u8>)> {
+fn binaries(log: &[(cropscode_core::Instant, Output)]) -> Vec<(StreamKind, Channel, u64, Vec<u8>)> {
     log.iter()
         .filter_map(|(_, o)| match o {
             Output::Sent(Frame::Binary(bytes)) => {
@@ -126,7 +126,7 @@ fn input_from_commands_and_frames_reaches_the_engine_once() {
     t.frame(frame(0, b"ls -l\r"));
     t.frame(frame(2, b" -l\r"));
     assert!(t.take_texts().is_empty(), "re-sent input is dropped silently");
-    let writes: Vec<(u32, Vec<u8>)> = t.session.stream_writes().map(|(c, d)| (c, d.to_vec())).collect();
+    let writes: Vec<(Channel, Vec<u8>)> = t.session.stream_writes().map(|(c, d)| (c, d.to_vec())).collect();
     assert_eq!(writes, [(stream.channel, b"ls -l\r".to_vec())]);
     t.session.handle_input(t.now, Input::StreamWritten { channel: stream.channel, written: 6 });
     assert_eq!(t.session.stream_writes().count(), 0);

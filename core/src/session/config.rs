@@ -6,7 +6,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::backoff::BackoffConfig;
-use crate::protocol::{Command, Limits, WireError};
+use crate::protocol::{Channel, Command, Limits, WireError};
 use crate::stream::{StreamConfig, StreamId};
 use crate::time::Instant;
 
@@ -164,7 +164,7 @@ pub enum Event {
     /// reported with [`Input::StreamEnd`](super::Input::StreamEnd).
     CloseStream {
         /// The channel.
-        channel: u32,
+        channel: Channel,
     },
     /// Take a heartbeat reading; answer with [`Input::Heartbeat`](super::Input::Heartbeat).
     HeartbeatDue,

@@ -15,7 +15,7 @@ use alloc::string::String;
 use serde_json::Value;
 
 use super::{Event, Session};
-use crate::protocol::{Heartbeat, WireError};
+use crate::protocol::{Channel, Heartbeat, WireError};
 use crate::time::Instant;
 use crate::traits::{Frame, TransportError};
 
@@ -61,7 +61,7 @@ pub enum Input<'a> {
     /// what [`Session::stream_reads`] granted it).
     StreamData {
         /// The stream.
-        channel: u32,
+        channel: Channel,
         /// The bytes read.
         data: &'a [u8],
     },
@@ -69,21 +69,21 @@ pub enum Input<'a> {
     /// the container stopped, or a close asked for by [`Event::CloseStream`] completed.
     StreamEnd {
         /// The stream.
-        channel: u32,
+        channel: Channel,
         /// The process's exit code, when it has one.
         exit_code: Option<i32>,
     },
     /// `written` bytes of the input from [`Session::stream_writes`] reached the engine.
     StreamWritten {
         /// The stream.
-        channel: u32,
+        channel: Channel,
         /// How many bytes, from the start of the granted run.
         written: usize,
     },
     /// The stream on `channel` takes no more input (its input side closed).
     StreamInputClosed {
         /// The stream.
-        channel: u32,
+        channel: Channel,
     },
 }
 

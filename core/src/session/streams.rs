@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::{Event, Session, State};
 use crate::protocol::{Command, WireError};
-use crate::stream::{StreamAction, StreamType, Streams};
+use crate::stream::{Channel, StreamAction, StreamType, Streams};
 use crate::time::Instant;
 
 impl Session {
@@ -28,32 +28,32 @@ impl Session {
     }
 
     /// Output bytes the driver may read from the engine now, per channel.
-    pub fn stream_reads(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+    pub fn stream_reads(&self) -> impl Iterator<Item = (Channel, usize)> + '_ {
         self.streams.reads()
     }
 
     /// Input waiting to be written to the engine, per channel.
-    pub fn stream_writes(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+    pub fn stream_writes(&self) -> impl Iterator<Item = (Channel, &[u8])> + '_ {
         self.streams.writes()
     }
 
     /// Output was read from the engine for the stream on `channel`.
-    pub(super) fn on_stream_data(&mut self, channel: u32, data: &[u8]) {
+    pub(super) fn on_stream_data(&mut self, channel: Channel, data: &[u8]) {
         self.streams.on_data(channel, data);
     }
 
     /// `n` bytes of the input from [`stream_writes`](Session::stream_writes) were written.
-    pub(super) fn on_stream_written(&mut self, channel: u32, n: usize) {
+    pub(super) fn on_stream_written(&mut self, channel: Channel, n: usize) {
         self.streams.on_written(channel, n);
     }
 
     /// The stream on `channel` takes no more input.
-    pub(super) fn on_stream_input_closed(&mut self, channel: u32) {
+    pub(super) fn on_stream_input_closed(&mut self, channel: Channel) {
         self.streams.on_input_closed(channel);
     }
 
     /// The engine reports the end of the stream on `channel`.
-    pub(super) fn on_stream_end(&mut self, now: Instant, channel: u32, exit_code: Option<i32>) {
+    pub(super) fn on_stream_end(&mut self, now: Instant, channel: Channel, exit_code: Option<i32>) {
         self.streams.on_end(now, channel, exit_code);
         self.apply_stream_actions(now);
     }
