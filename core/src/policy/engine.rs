@@ -58,7 +58,7 @@ impl<E: Engine> PolicedEngine<E> {
             tracing::warn!(
                 command = name,
                 floor = refusal.floor.as_str(),
-                control = refusal.control,
+                control = refusal.control.as_str(),
                 reason = %refusal.message,
                 "security floor refused a command"
             );

@@ -209,7 +209,8 @@ pub struct AuditRecord {
 pub enum AuditOutcome {
     /// Executed and succeeded.
     Ok,
-    /// Refused or failed with this error (policy refusals name the control in the message).
+    /// Refused or failed with this error (a security-floor refusal carries its control and
+    /// reason in [`WireError::refusal`]).
     Error(WireError),
     /// A re-sent id: the recorded result was sent again, nothing executed.
     Replayed,
