@@ -24,7 +24,7 @@ use core::time::Duration;
 use crate::dispatch::{Running, dispatch};
 use crate::protocol::Channel;
 use crate::session::{Event, Input, Output, Session};
-use crate::time::Instant;
+use crate::time::{Instant, with_timeout};
 use crate::traits::{
     Clock, Connector, Engine, Frame, Step, StreamRead, StreamWrite, SystemProbe, Transport, TransportError,
 };
@@ -286,21 +286,6 @@ async fn send<T: Transport, K: Clock>(
     clock: &K,
     timeout: Duration,
 ) -> Result<(), TransportError> {
-    let mut sending = pin!(transport.send(frame));
-    let mut expired = pin!(None);
-    poll_fn(|cx| {
-        if let Poll::Ready(result) = sending.as_mut().poll(cx) {
-            return Poll::Ready(result);
-        }
-        if expired.is_none() {
-            expired.set(Some(clock.sleep_until(clock.now() + timeout)));
-        }
-        if let Some(expired) = expired.as_mut().as_pin_mut()
-            && expired.poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(TransportError::Timeout));
-        }
-        Poll::Pending
-    })
-    .await
+    let sleep = || clock.sleep_until(clock.now() + timeout);
+    with_timeout(sleep, transport.send(frame)).await.unwrap_or(Err(TransportError::Timeout))
 }
