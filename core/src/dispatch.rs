@@ -1,7 +1,7 @@
 //! Command dispatch: from an [`Event::Execute`](crate::session::Event::Execute)
-//! to the [`Engine`], and back as `(id, Step)` for
-//! [`Session::handle_command_progress`](crate::session::Session::handle_command_progress) and
-//! [`Session::handle_command_result`](crate::session::Session::handle_command_result).
+//! to the [`Engine`], and back as `(id, Step)` for the session's
+//! [`Input::CommandProgress`](crate::session::Input::CommandProgress) and
+//! [`Input::CommandResult`](crate::session::Input::CommandResult).
 //!
 //! The engine routes by [`Command::name`]; this layer only pairs each step of
 //! an execution with its command id and guarantees that every execution ends

@@ -15,7 +15,9 @@
 //! when full, the oldest held result is dropped (and logged). It stays
 //! recorded, so if the orchestrator re-sends its id it still gets it.
 //!
-//! In memory only; a later issue makes it survive restarts.
+//! In memory only: it lives as long as the [`Session`](crate::Session), so
+//! after a worker restart a re-sent id of a command that ran before the restart
+//! is executed again.
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;

@@ -1,18 +1,19 @@
 //! The sans-I/O core of the cropscode worker agent.
 //!
 //! Everything the worker decides lives here; nothing here touches a socket, a
-//! file or a clock. Inputs arrive as method calls carrying the current
-//! [`Instant`] (`Session::handle_*`), outputs are drained with `poll_*`, and a
-//! thin [`run`] future drives a session over the [`Connector`], [`Engine`],
-//! [`Clock`] and [`SystemProbe`] traits that the shells implement.
+//! file or a clock. Inputs arrive through one entry point carrying the current
+//! [`Instant`] (`Session::handle_input` with an [`Input`]), outputs are drained
+//! with `Session::poll_output` (an [`Output`]), and a thin [`run`] future drives
+//! a session over the [`Connector`], [`Engine`], [`Clock`] and [`SystemProbe`]
+//! traits that the shells implement.
 //!
 //! ```text
-//!  orchestrator frames ──► protocol::codec ──► Session ──► poll_transmit ──► Transport
-//!                                              │    ▲
-//!                                   poll_event │    │ handle_command_result
-//!                                              ▼    │
-//!                                            dispatch ──► Engine
-//!                                               stream ◄──► Engine streams (terminals, displays)
+//!  orchestrator frames ─ Input::Frame ─► Session ── Output::Transmit ──► Transport
+//!                                         │    ▲
+//!                           Output::Event │    │ Input::CommandResult
+//!                                         ▼    │
+//!                                       dispatch ──► Engine
+//!                                          stream ◄──► Engine streams (terminals, displays)
 //! ```
 //!
 //! The crate is `#![no_std]` + `alloc`; the `std` feature only adds
@@ -37,9 +38,10 @@ pub mod stream;
 pub mod time;
 pub mod traits;
 
+pub use protocol::Channel;
 pub use run::run;
 pub use secret::Secret;
-pub use session::{Event, Session, SessionConfig, State};
+pub use session::{Event, Input, Output, Session, SessionConfig, State};
 pub use time::Instant;
 pub use traits::{
     Clock, Connector, Engine, Frame, Step, StreamRead, StreamWrite, SystemProbe, Transport, TransportError,

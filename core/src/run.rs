@@ -22,7 +22,9 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use crate::dispatch::{Running, dispatch};
-use crate::session::{Event, Session};
+use crate::protocol::Channel;
+use crate::session::{Event, Input, Output, Session};
+use crate::time::{Instant, with_timeout};
 use crate::traits::{
     Clock, Connector, Engine, Frame, Step, StreamRead, StreamWrite, SystemProbe, Transport, TransportError,
 };
@@ -47,8 +49,8 @@ enum Wake<T> {
     Stepped((String, Step)),
     Received(Result<Frame, TransportError>),
     /// Stream output (in the scratch buffer) or its end.
-    Read(u32, StreamRead),
-    Wrote(u32, StreamWrite),
+    Read(Channel, StreamRead),
+    Wrote(Channel, StreamWrite),
     Timer,
     /// Nothing was ready, but the session has stream output left for a new turn.
     Turn,
@@ -77,63 +79,67 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
     let mut rotation = 0usize;
 
     loop {
-        // Drain: frames first, then events; answering an event may queue more frames.
-        loop {
-            while let Some(frame) = session.poll_transmit() {
-                let Some(link) = transport.as_mut() else {
-                    tracing::trace!("dropping a frame queued without a connection");
-                    continue;
-                };
-                if let Err(error) = send(link, frame, clock, send_timeout).await {
-                    session.handle_disconnected(clock.now(), &error);
-                    transport = None;
-                }
-            }
-            let Some(event) = session.poll_event() else { break };
-            on_event(&event);
-            match event {
-                Event::Connect => {
-                    transport = None;
-                    connecting.set(Some(connector.connect()));
-                }
-                Event::Disconnect { .. } => transport = None,
-                Event::Execute { id, command } => running.push(dispatch(engine, id, command)),
-                Event::OpenStream { id, stream, command } => {
-                    tracing::debug!(id = %id, channel = stream.channel, session = %stream.session_id, "opening a stream");
-                    running.push(Running::new(id, engine.open_stream(stream, command)));
-                }
-                Event::CloseStream { channel } => engine.close_stream(channel),
-                // Before any command of this registration: it runs under this id.
-                Event::Registered { worker_id } => engine.registered(&worker_id),
-                Event::HeartbeatDue => {
-                    let mut figures = probe.heartbeat();
-                    if let Some(running) = engine.containers_running() {
-                        figures.containers_running = running;
+        // Drain: frames first, then events (answering one may queue more
+        // frames), until the session names its next deadline.
+        let deadline = loop {
+            match session.poll_output() {
+                Output::Transmit(frame) => {
+                    let Some(link) = transport.as_mut() else {
+                        tracing::trace!("dropping a frame queued without a connection");
+                        continue;
+                    };
+                    if let Err(error) = send(link, frame, clock, send_timeout).await {
+                        session.handle_input(clock.now(), Input::Disconnected(&error));
+                        transport = None;
                     }
-                    session.handle_heartbeat(clock.now(), figures);
                 }
-                _ => {}
+                Output::Event(event) => {
+                    on_event(&event);
+                    match event {
+                        Event::Connect => {
+                            transport = None;
+                            connecting.set(Some(connector.connect()));
+                        }
+                        Event::Disconnect { .. } => transport = None,
+                        Event::Execute { id, command } => running.push(dispatch(engine, id, command)),
+                        Event::OpenStream { id, stream, command } => {
+                            tracing::debug!(id = %id, channel = stream.channel.get(), session = %stream.session_id, "opening a stream");
+                            running.push(Running::new(id, engine.open_stream(stream, command)));
+                        }
+                        Event::CloseStream { channel } => engine.close_stream(channel),
+                        // Before any command of this registration: it runs under this id.
+                        Event::Registered { worker_id } => engine.registered(&worker_id),
+                        Event::HeartbeatDue => {
+                            let mut figures = probe.heartbeat();
+                            if let Some(running) = engine.containers_running() {
+                                figures.containers_running = running;
+                            }
+                            session.handle_input(clock.now(), Input::Heartbeat(figures));
+                        }
+                        _ => {}
+                    }
+                }
+                Output::Timeout(deadline) => break deadline,
             }
-        }
+        };
         if !session.state().is_connected() {
             // E.g. a Close frame: the session has let go of the connection.
             transport = None;
         }
         // A deadline that passed while frames kept arriving is served before waiting again.
         let now = clock.now();
-        if session.poll_timeout().is_some_and(|deadline| deadline <= now) {
-            session.handle_timeout(now);
+        if deadline <= now {
+            session.handle_input(now, Input::Timeout);
             continue;
         }
 
         let wake = {
-            let deadline = session.poll_timeout();
             let backlog = session.has_stream_backlog();
-            let reads: Vec<(u32, usize)> = session.stream_reads().collect();
-            let writes: Vec<(u32, &[u8])> = session.stream_writes().collect();
+            let reads: Vec<(Channel, usize)> = session.stream_reads().collect();
+            let writes: Vec<(Channel, &[u8])> = session.stream_writes().collect();
             let scratch = &mut scratch[..];
             rotation = rotation.wrapping_add(1);
-            let mut sleep = pin!(deadline.map(|deadline| clock.sleep_until(deadline)));
+            let mut sleep = pin!((deadline != Instant::NEVER).then(|| clock.sleep_until(deadline)));
             let mut recv = pin!(transport.as_mut().map(|link| link.recv()));
             poll_fn(|cx| {
                 if shutdown.as_mut().poll(cx).is_ready() {
@@ -213,32 +219,40 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                 match result {
                     Ok(link) => {
                         transport = Some(link);
-                        session.handle_connected(now);
+                        session.handle_input(now, Input::Connected);
                     }
-                    Err(error) => session.handle_connect_failed(now, &error),
+                    Err(error) => session.handle_input(now, Input::ConnectFailed(&error)),
                 }
             }
-            Wake::Stepped((id, Step::Progress(progress))) => session.handle_command_progress(now, id, progress),
+            Wake::Stepped((id, Step::Progress(progress))) => {
+                session.handle_input(now, Input::CommandProgress { id, progress })
+            }
             Wake::Stepped((id, Step::Done(outcome))) => {
                 match &outcome {
                     Ok(_) => tracing::debug!(id = %id, "command succeeded"),
                     Err(error) => tracing::info!(id = %id, %error, "command failed"),
                 }
-                session.handle_command_result(now, id, outcome)
+                session.handle_input(now, Input::CommandResult { id, outcome })
             }
-            Wake::Received(Ok(frame)) => session.handle_frame(now, frame),
+            Wake::Received(Ok(frame)) => session.handle_input(now, Input::Frame(frame)),
             Wake::Received(Err(error)) => {
                 transport = None;
-                session.handle_disconnected(now, &error);
+                session.handle_input(now, Input::Disconnected(&error));
             }
             Wake::Read(channel, StreamRead::Data(n)) => {
-                session.handle_stream_data(now, channel, &scratch[..n.min(READ_CHUNK)]);
+                session.handle_input(now, Input::StreamData { channel, data: &scratch[..n.min(READ_CHUNK)] });
                 read_on(session, engine, channel, &mut scratch, now);
             }
-            Wake::Read(channel, StreamRead::End { exit_code }) => session.handle_stream_end(now, channel, exit_code),
-            Wake::Wrote(channel, StreamWrite::Written(n)) => session.handle_stream_written(now, channel, n),
-            Wake::Wrote(channel, StreamWrite::Closed) => session.handle_stream_input_closed(now, channel),
-            Wake::Timer | Wake::Turn => session.handle_timeout(now),
+            Wake::Read(channel, StreamRead::End { exit_code }) => {
+                session.handle_input(now, Input::StreamEnd { channel, exit_code })
+            }
+            Wake::Wrote(channel, StreamWrite::Written(n)) => {
+                session.handle_input(now, Input::StreamWritten { channel, written: n })
+            }
+            Wake::Wrote(channel, StreamWrite::Closed) => {
+                session.handle_input(now, Input::StreamInputClosed { channel })
+            }
+            Wake::Timer | Wake::Turn => session.handle_input(now, Input::Timeout),
         }
     }
 }
@@ -247,14 +261,18 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
 /// allows, at most a few reads), so output leaves in full frames and a fast
 /// stream does not cost a loop turn per read. What is not ready waits for the
 /// next turn, which polls every stream with the real waker again.
-fn read_on<E: Engine>(session: &mut Session, engine: &E, channel: u32, scratch: &mut [u8], now: crate::Instant) {
+fn read_on<E: Engine>(session: &mut Session, engine: &E, channel: Channel, scratch: &mut [u8], now: Instant) {
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..READ_ON_MAX {
         let Some((_, max)) = session.stream_reads().find(|(c, _)| *c == channel) else { return };
         let buf = &mut scratch[..max.min(READ_CHUNK)];
         match engine.poll_stream_read(channel, &mut cx, buf) {
-            Poll::Ready(StreamRead::Data(n)) => session.handle_stream_data(now, channel, &buf[..n.min(buf.len())]),
-            Poll::Ready(StreamRead::End { exit_code }) => return session.handle_stream_end(now, channel, exit_code),
+            Poll::Ready(StreamRead::Data(n)) => {
+                session.handle_input(now, Input::StreamData { channel, data: &buf[..n.min(buf.len())] })
+            }
+            Poll::Ready(StreamRead::End { exit_code }) => {
+                return session.handle_input(now, Input::StreamEnd { channel, exit_code });
+            }
             Poll::Pending => return,
         }
     }
@@ -268,21 +286,6 @@ async fn send<T: Transport, K: Clock>(
     clock: &K,
     timeout: Duration,
 ) -> Result<(), TransportError> {
-    let mut sending = pin!(transport.send(frame));
-    let mut expired = pin!(None);
-    poll_fn(|cx| {
-        if let Poll::Ready(result) = sending.as_mut().poll(cx) {
-            return Poll::Ready(result);
-        }
-        if expired.is_none() {
-            expired.set(Some(clock.sleep_until(clock.now() + timeout)));
-        }
-        if let Some(expired) = expired.as_mut().as_pin_mut()
-            && expired.poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(TransportError::Timeout));
-        }
-        Poll::Pending
-    })
-    .await
+    let sleep = || clock.sleep_until(clock.now() + timeout);
+    with_timeout(sleep, transport.send(frame)).await.unwrap_or(Err(TransportError::Timeout))
 }

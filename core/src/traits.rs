@@ -13,7 +13,7 @@ use core::task::{Context, Poll};
 use futures_lite::Stream;
 
 use crate::policy::SecurityFloor;
-use crate::protocol::{Command, Heartbeat, WireError};
+use crate::protocol::{Channel, Command, Heartbeat, WireError};
 use crate::stream::StreamId;
 use crate::time::Instant;
 
@@ -220,20 +220,20 @@ pub trait Engine {
     /// Reads output of the stream on `channel` into `buf` (never empty).
     /// Registers `cx`'s waker when nothing is ready. Ends with
     /// [`StreamRead::End`] exactly once per opened stream.
-    fn poll_stream_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
+    fn poll_stream_read(&self, channel: Channel, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
         let _ = (channel, cx, buf);
         Poll::Ready(StreamRead::End { exit_code: None })
     }
 
     /// Writes input to the stream on `channel` (`data` is never empty).
-    fn poll_stream_write(&self, channel: u32, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
+    fn poll_stream_write(&self, channel: Channel, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
         let _ = (channel, cx, data);
         Poll::Ready(StreamWrite::Closed)
     }
 
     /// Starts ending the stream on `channel` (the process is ended, nothing
     /// is left running); its end follows through `poll_stream_read`.
-    fn close_stream(&self, channel: u32) {
+    fn close_stream(&self, channel: Channel) {
         let _ = channel;
     }
 

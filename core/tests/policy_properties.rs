@@ -2,9 +2,9 @@
 //! the values each control cares about: the levels are ordered, refusals
 //! always name a control, and what `restricted` forces is always there.
 
-use cropscode_core::policy::{Policy, PolicyConfig, SecurityFloor, control, refused_control};
-use cropscode_core::protocol::Command;
+use cropscode_core::policy::{Control, Policy, PolicyConfig, SecurityFloor};
 use cropscode_core::protocol::commands::MountType;
+use cropscode_core::protocol::{Command, WireError};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -162,12 +162,15 @@ proptest! {
     fn refusals_name_a_control(command in any_command()) {
         for floor in SecurityFloor::ALL {
             if let Err(refusal) = policy(floor).enforce(command.clone()) {
-                prop_assert!(control::ALL.contains(&refusal.control), "{refusal:?}");
+                prop_assert!(Control::ALL.contains(&refusal.control), "{refusal:?}");
                 prop_assert_eq!(refusal.floor, floor);
                 let wire = refusal.to_wire();
                 prop_assert_eq!(wire.code.as_str(), "forbidden");
-                prop_assert_eq!(refused_control(&wire), Some(refusal.control));
-                prop_assert!(floor != SecurityFloor::None || refusal.control == control::ENGINE_SOCKET, "{refusal:?}");
+                prop_assert_eq!(wire.refusal.as_ref().map(|r| r.control), Some(refusal.control));
+                let json = serde_json::to_string(&wire).unwrap();
+                let back: WireError = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(back.refusal.map(|r| r.control), Some(refusal.control));
+                prop_assert!(floor != SecurityFloor::None || refusal.control == Control::EngineSocket, "{refusal:?}");
             }
         }
     }
@@ -202,7 +205,7 @@ proptest! {
         let command = decode("container.create", &params);
         for floor in SecurityFloor::ALL {
             let refusal = policy(floor).judge(&command).expect_err("a socket mount is refused");
-            prop_assert_eq!(refusal.control, control::ENGINE_SOCKET);
+            prop_assert_eq!(refusal.control, Control::EngineSocket);
         }
     }
 }

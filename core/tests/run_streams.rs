@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use common::*;
-use cropscode_core::protocol::binary::{StreamFrame, StreamKind};
+use cropscode_core::protocol::binary::{Channel, StreamFrame, StreamKind};
 use cropscode_core::protocol::{Command, Heartbeat};
 use cropscode_core::session::{Event, Session};
 use cropscode_core::stream::StreamId;
@@ -40,7 +40,7 @@ struct World {
     produced: Cell<usize>,
     largest_read: Cell<usize>,
     input: RefCell<Vec<u8>>,
-    channel: Cell<u32>,
+    channel: Cell<Channel>,
     shutdown: Cell<bool>,
 }
 
@@ -61,7 +61,7 @@ impl World {
                     );
                 }
                 if v["type"] == "result" && v["id"] == "open" {
-                    let channel = v["result"]["channel"].as_u64().unwrap() as u32;
+                    let channel = Channel::new(v["result"]["channel"].as_u64().unwrap() as u32);
                     self.channel.set(channel);
                     let input = StreamFrame { kind: StreamKind::Data, channel, offset: 0, payload: b"echo hi\r" };
                     self.inbox.borrow_mut().push_back(Frame::Binary(input.encode()));
@@ -159,7 +159,7 @@ impl Engine for FloodEngine {
         Box::pin(stream::once(Step::Done(Ok(Value::Null))))
     }
 
-    fn poll_stream_read(&self, _channel: u32, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
+    fn poll_stream_read(&self, _channel: Channel, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
         let w = &self.0;
         w.largest_read.set(w.largest_read.get().max(buf.len()));
         let produced = w.produced.get();
@@ -174,7 +174,7 @@ impl Engine for FloodEngine {
         Poll::Ready(StreamRead::Data(n))
     }
 
-    fn poll_stream_write(&self, _channel: u32, _cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
+    fn poll_stream_write(&self, _channel: Channel, _cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
         let n = data.len().min(3);
         self.0.input.borrow_mut().extend_from_slice(&data[..n]);
         Poll::Ready(StreamWrite::Written(n))

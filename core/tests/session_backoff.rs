@@ -18,7 +18,7 @@ fn first_event_is_connect_at_once() {
     assert_eq!(t.state(), State::Connecting);
     let events = t.take_events();
     assert!(matches!(events.as_slice(), [Event::Connect]), "{events:?}");
-    assert_eq!(t.session.poll_timeout(), None, "connecting waits for the connector");
+    assert_eq!(t.deadline(), None, "connecting waits for the connector");
 }
 
 #[test]

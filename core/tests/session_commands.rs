@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use cropscode_core::protocol::{ErrorCode, WireError};
-use cropscode_core::session::{Event, SessionConfig, State};
+use cropscode_core::session::{Event, Input, SessionConfig, State};
 use serde_json::{Value, json};
 
 fn registered(config: SessionConfig) -> TestSession {
@@ -65,7 +65,13 @@ fn a_command_runs_and_its_result_carries_the_id() {
 fn failures_are_results_with_an_error() {
     let mut t = registered(exact_config());
     t.command("c1");
-    t.session.handle_command_result(t.now, "c1".into(), Err(WireError::new(ErrorCode::NotFound, "no such container")));
+    t.session.handle_input(
+        t.now,
+        Input::CommandResult {
+            id: "c1".into(),
+            outcome: Err(WireError::new(ErrorCode::NotFound, "no such container")),
+        },
+    );
     t.drain();
     let texts = t.take_texts();
     assert_eq!(texts[0]["ok"], false);
@@ -181,9 +187,9 @@ fn results_queued_when_the_connection_dies_are_kept() {
     t.command("c1");
     t.take();
     // The result is queued but the caller learns of the broken socket before sending it.
-    t.session.handle_command_result(t.now, "c1".into(), Ok(json!(1)));
-    t.session.handle_disconnected(t.now, &io_error());
-    assert_eq!(t.session.poll_transmit(), None);
+    t.session.handle_input(t.now, Input::CommandResult { id: "c1".into(), outcome: Ok(json!(1)) });
+    t.session.handle_input(t.now, Input::Disconnected(&io_error()));
+    assert_eq!(t.next_transmit(), None);
     t.drain();
     t.until_connect();
     t.connected();
@@ -280,7 +286,13 @@ fn every_command_frame_is_audited_once_with_its_outcome() {
     let mut t = registered(exact_config());
     t.text(r#"{"type":"container.start","id":"a-1","params":{"containerId":"web","tenant":"acme"}}"#);
     assert!(audits(&t.take_events()).is_empty(), "audited when it finishes, not when it starts");
-    t.session.handle_command_result(t.now, "a-1".into(), Err(WireError::new(ErrorCode::NotFound, "no such container")));
+    t.session.handle_input(
+        t.now,
+        Input::CommandResult {
+            id: "a-1".into(),
+            outcome: Err(WireError::new(ErrorCode::NotFound, "no such container")),
+        },
+    );
     t.drain();
     t.text(r#"{"type":"container.start","id":"a-1","params":{"containerId":"web","tenant":"acme"}}"#);
     t.text("{broken");
@@ -303,7 +315,8 @@ fn a_result_too_large_for_one_frame_is_answered_frame_too_large() {
     t.take();
     // 3 MiB of NUL bytes: 18 MiB once JSON-escaped, over the 16 MiB transport cap.
     let stdout = "\0".repeat(3 << 20);
-    t.session.handle_command_result(t.now, "huge-1".into(), Ok(json!({ "stdout": stdout })));
+    t.session
+        .handle_input(t.now, Input::CommandResult { id: "huge-1".into(), outcome: Ok(json!({ "stdout": stdout })) });
     t.drain();
     let texts = t.take_texts();
     let answers = results(&texts);

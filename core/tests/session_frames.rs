@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use cropscode_core::protocol::binary::HEADER_LEN;
-use cropscode_core::protocol::{StreamFrame, StreamKind};
-use cropscode_core::session::{Event, State};
+use cropscode_core::protocol::{Channel, StreamFrame, StreamKind};
+use cropscode_core::session::{Event, Input, State};
 use cropscode_core::{Frame, TransportError};
 use serde_json::{Value, json};
 
@@ -71,7 +71,7 @@ fn command_without_id_is_invalid() {
 
 #[test]
 fn binary_frame_for_an_unknown_channel_is_not_found() {
-    let bytes = StreamFrame { kind: StreamKind::Data, channel: 7, offset: 0, payload: b"ls\r" }.encode();
+    let bytes = StreamFrame { kind: StreamKind::Data, channel: Channel::new(7), offset: 0, payload: b"ls\r" }.encode();
     let v = reply_to(Frame::Binary(bytes));
     assert_eq!((v["type"].as_str(), code(&v)), (Some("error"), "not_found"));
     assert!(v["error"]["message"].as_str().unwrap().contains("channel 7"), "{v}");
@@ -142,7 +142,7 @@ fn stray_inputs_in_the_wrong_state_are_ignored() {
     assert_eq!(t.delays().len(), 1);
     // Connecting while connected replaces the connection.
     let mut t = registered();
-    t.session.handle_connected(t.now);
+    t.session.handle_input(t.now, Input::Connected);
     t.drain();
     assert_eq!(t.state(), State::Registering);
     assert_eq!(t.take_texts()[0]["type"], "worker.register");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use cropscode_core::Frame;
-use cropscode_core::session::{DisconnectReason, Event, SessionConfig, State};
+use cropscode_core::session::{DisconnectReason, Event, Input, SessionConfig, State};
 
 #[test]
 fn heartbeat_right_after_registering_then_every_interval() {
@@ -41,10 +41,10 @@ fn late_wake_ups_do_not_burst_heartbeats() {
     // The caller oversleeps by 25 s (but stays within the liveness deadline).
     t.now = secs(35);
     t.frame(Frame::Pong(Vec::new()));
-    t.session.handle_timeout(t.now);
+    t.session.handle_input(t.now, Input::Timeout);
     t.drain();
     assert_eq!(t.times_of("worker.heartbeat"), [secs(35)], "one heartbeat, not three");
-    assert_eq!(t.session.poll_timeout(), Some(secs(45)));
+    assert_eq!(t.deadline(), Some(secs(45)));
 }
 
 #[test]
@@ -55,8 +55,8 @@ fn heartbeats_need_an_answer_and_stop_when_not_registered() {
     assert_eq!(t.event_times(|e| matches!(e, Event::HeartbeatDue)), [secs(0)]);
     assert!(t.times_of("worker.heartbeat").is_empty());
     t.disconnected(io_error());
-    t.session.handle_heartbeat(t.now, Default::default());
-    assert!(t.session.poll_transmit().is_none(), "no heartbeat without a registered connection");
+    t.session.handle_input(t.now, Input::Heartbeat(Default::default()));
+    assert!(t.next_transmit().is_none(), "no heartbeat without a registered connection");
 }
 
 #[test]
@@ -151,14 +151,14 @@ fn registering_in_time_cancels_the_register_timeout() {
 #[test]
 fn poll_timeout_is_the_earliest_deadline() {
     let mut t = TestSession::new(exact_config());
-    assert_eq!(t.session.poll_timeout(), None);
+    assert_eq!(t.deadline(), None);
     t.connected();
-    assert_eq!(t.session.poll_timeout(), Some(secs(15)), "register timeout and first ping");
+    assert_eq!(t.deadline(), Some(secs(15)), "register timeout and first ping");
     t.now = secs(2);
     t.registered("w-1");
-    assert_eq!(t.session.poll_timeout(), Some(secs(12)), "next heartbeat");
+    assert_eq!(t.deadline(), Some(secs(12)), "next heartbeat");
     t.disconnected(io_error());
-    assert_eq!(t.session.poll_timeout(), Some(secs(3)), "the retry");
+    assert_eq!(t.deadline(), Some(secs(3)), "the retry");
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn zero_durations_are_raised_to_a_millisecond() {
     };
     let mut t = TestSession::new(config);
     t.connected();
-    let deadline = t.session.poll_timeout().unwrap();
+    let deadline = t.deadline().unwrap();
     assert!(deadline > t.now);
     t.step();
     assert!(matches!(t.state(), State::Disconnected { .. }));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use cropscode_core::protocol::Heartbeat;
-use cropscode_core::session::{Event, Session, SessionConfig, State};
+use cropscode_core::session::{Event, Input as SessionInput, Output, Session, SessionConfig, State};
 use cropscode_core::{Frame, Instant, TransportError};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -92,18 +92,25 @@ impl Model {
         m
     }
 
-    fn drain(&mut self) {
+    /// Drains every output; returns the deadline the session ends with.
+    fn drain(&mut self) -> Instant {
         loop {
-            while let Some(frame) = self.session.poll_transmit() {
-                self.check_sent(&frame);
-            }
-            let Some(event) = self.session.poll_event() else { break };
+            let event = match self.session.poll_output() {
+                Output::Transmit(frame) => {
+                    self.check_sent(&frame);
+                    continue;
+                }
+                Output::Event(event) => event,
+                Output::Timeout(deadline) => return deadline,
+            };
             match event {
                 Event::Execute { id, .. } => {
                     assert!(self.executed.insert(id.clone()), "{id} executed twice");
                     self.running.push(id);
                 }
-                Event::HeartbeatDue => self.session.handle_heartbeat(self.now, Heartbeat::default()),
+                Event::HeartbeatDue => {
+                    self.session.handle_input(self.now, SessionInput::Heartbeat(Heartbeat::default()))
+                }
                 _ => {}
             }
         }
@@ -137,22 +144,26 @@ impl Model {
         if self.session.state() == State::Registered && self.executed.contains(id) {
             *self.redeliveries.entry(id.to_owned()).or_default() += 1;
         }
-        self.session.handle_frame(self.now, Frame::Text(text));
+        self.session.handle_input(self.now, SessionInput::Frame(Frame::Text(text)));
     }
 
     fn apply(&mut self, input: Input) {
         let now = self.now;
         match input {
-            Input::Connected => self.session.handle_connected(now),
-            Input::ConnectFailed(kind) => self.session.handle_connect_failed(now, &transport_error(kind)),
-            Input::Disconnected(kind) => self.session.handle_disconnected(now, &transport_error(kind)),
+            Input::Connected => self.session.handle_input(now, SessionInput::Connected),
+            Input::ConnectFailed(kind) => {
+                self.session.handle_input(now, SessionInput::ConnectFailed(&transport_error(kind)))
+            }
+            Input::Disconnected(kind) => {
+                self.session.handle_input(now, SessionInput::Disconnected(&transport_error(kind)))
+            }
             Input::Registered => {
                 let text = json!({ "type": "worker.registered", "workerId": "w-1" }).to_string();
-                self.session.handle_frame(now, Frame::Text(text));
+                self.session.handle_input(now, SessionInput::Frame(Frame::Text(text)));
             }
             Input::Rejected => {
                 let text = r#"{"type":"worker.rejected","error":{"code":"forbidden","message":"no"}}"#;
-                self.session.handle_frame(now, Frame::Text(text.into()));
+                self.session.handle_input(now, SessionInput::Frame(Frame::Text(text.into())));
             }
             Input::Command(i) => self.deliver(IDS[i], command_frame(IDS[i])),
             Input::BrokenWithId(i) => {
@@ -162,26 +173,29 @@ impl Model {
                 let text = json!({ "type": simple_command(), "id": IDS[i], "pad": "x".repeat(300) }).to_string();
                 self.deliver(IDS[i], text)
             }
-            Input::Garbage(text) => self.session.handle_frame(now, Frame::Text(text)),
-            Input::Binary(bytes) => self.session.handle_frame(now, Frame::Binary(bytes)),
-            Input::Ping => self.session.handle_frame(now, Frame::Ping(Vec::new())),
-            Input::Pong => self.session.handle_frame(now, Frame::Pong(Vec::new())),
-            Input::Close(code) => self.session.handle_frame(now, Frame::Close { code, reason: String::new() }),
+            Input::Garbage(text) => self.session.handle_input(now, SessionInput::Frame(Frame::Text(text))),
+            Input::Binary(bytes) => self.session.handle_input(now, SessionInput::Frame(Frame::Binary(bytes))),
+            Input::Ping => self.session.handle_input(now, SessionInput::Frame(Frame::Ping(Vec::new()))),
+            Input::Pong => self.session.handle_input(now, SessionInput::Frame(Frame::Pong(Vec::new()))),
+            Input::Close(code) => {
+                self.session.handle_input(now, SessionInput::Frame(Frame::Close { code, reason: String::new() }))
+            }
             Input::Advance(ms) => self.now = now + Duration::from_millis(u64::from(ms)),
             Input::Timeout => {
-                self.session.handle_timeout(now);
-                if let Some(deadline) = self.session.poll_timeout() {
-                    assert!(deadline > now, "deadline {deadline:?} not after {now:?} after handle_timeout");
+                self.session.handle_input(now, SessionInput::Timeout);
+                let deadline = self.drain();
+                if deadline != Instant::NEVER {
+                    assert!(deadline > now, "deadline {deadline:?} not after {now:?} after Input::Timeout");
                 }
             }
             Input::Finish(i, ok) => {
                 if !self.running.is_empty() {
                     let id = self.running.remove(i % self.running.len());
                     let outcome = if ok { Ok(json!({ "id": id })) } else { Ok(Value::Null) };
-                    self.session.handle_command_result(now, id, outcome);
+                    self.session.handle_input(now, SessionInput::CommandResult { id, outcome });
                 }
             }
-            Input::Heartbeat => self.session.handle_heartbeat(now, Heartbeat::default()),
+            Input::Heartbeat => self.session.handle_input(now, SessionInput::Heartbeat(Heartbeat::default())),
         }
         self.drain();
     }
@@ -189,16 +203,16 @@ impl Model {
     /// Finishes everything, reconnects and registers: every executed id must then have been answered.
     fn settle(&mut self) {
         while let Some(id) = self.running.pop() {
-            self.session.handle_command_result(self.now, id, Ok(Value::Null));
+            self.session.handle_input(self.now, SessionInput::CommandResult { id, outcome: Ok(Value::Null) });
             self.drain();
         }
         for _ in 0..10 {
             match self.session.state() {
                 State::Disconnected { retry_at } => {
                     self.now = self.now.max(retry_at);
-                    self.session.handle_timeout(self.now);
+                    self.session.handle_input(self.now, SessionInput::Timeout);
                 }
-                State::Connecting => self.session.handle_connected(self.now),
+                State::Connecting => self.session.handle_input(self.now, SessionInput::Connected),
                 State::Registering => self.apply_registered(),
                 State::Registered => break,
             }
@@ -212,7 +226,7 @@ impl Model {
 
     fn apply_registered(&mut self) {
         let text = json!({ "type": "worker.registered", "workerId": "w-1" }).to_string();
-        self.session.handle_frame(self.now, Frame::Text(text));
+        self.session.handle_input(self.now, SessionInput::Frame(Frame::Text(text)));
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::*;
 use cropscode_core::Frame;
 use cropscode_core::protocol::Heartbeat;
-use cropscode_core::protocol::binary::{StreamFrame, StreamKind};
-use cropscode_core::session::{AuditOutcome, Event, SessionConfig, State};
+use cropscode_core::protocol::binary::{Channel, StreamFrame, StreamKind};
+use cropscode_core::session::{AuditOutcome, Event, Input, SessionConfig, State};
 use cropscode_core::stream::{StreamConfig, StreamId, StreamType};
 use serde_json::{Value, json};
 
@@ -48,7 +48,7 @@ fn open_terminal(t: &mut TestSession, id: &str) -> (StreamId, Value) {
             _ => None,
         })
         .expect("an OpenStream event");
-    t.session.handle_command_result(t.now, id.into(), Ok(json!({})));
+    t.session.handle_input(t.now, Input::CommandResult { id: id.into(), outcome: Ok(json!({})) });
     t.drain();
     let result = result_of(t, id);
     (stream, result)
@@ -60,7 +60,7 @@ fn result_of(t: &mut TestSession, id: &str) -> Value {
 }
 
 /// Binary frames sent, decoded: (kind, channel, offset, payload).
-fn binaries(log: &[(cropscode_core::Instant, Output)]) -> Vec<(StreamKind, u32, u64, Vec<u8>)> {
+fn binaries(log: &[(cropscode_core::Instant, Output)]) -> Vec<(StreamKind, Channel, u64, Vec<u8>)> {
     log.iter()
         .filter_map(|(_, o)| match o {
             Output::Sent(Frame::Binary(bytes)) => {
@@ -76,7 +76,7 @@ fn binaries(log: &[(cropscode_core::Instant, Output)]) -> Vec<(StreamKind, u32, 
 fn pump(t: &mut TestSession) {
     t.drain();
     while t.session.has_stream_backlog() {
-        t.session.handle_timeout(t.now);
+        t.session.handle_input(t.now, Input::Timeout);
         t.drain();
     }
 }
@@ -94,7 +94,7 @@ fn a_terminal_opens_through_the_engine_and_its_output_flows_by_offset() {
     );
     assert_eq!(t.session.stream_reads().collect::<Vec<_>>(), [(stream.channel, 256 * 1024)]);
 
-    t.session.handle_stream_data(t.now, stream.channel, b"$ ");
+    t.session.handle_input(t.now, Input::StreamData { channel: stream.channel, data: b"$ " });
     t.drain();
     let frames = binaries(&t.take());
     assert_eq!(frames, [(StreamKind::Data, stream.channel, 0, b"$ ".to_vec())]);
@@ -106,7 +106,7 @@ fn a_failed_open_frees_the_channel_and_answers_the_error() {
     send(&mut t, "c-1", "terminal.open", json!({ "containerId": "nope" }));
     t.take();
     let error = cropscode_core::protocol::WireError::new(cropscode_core::protocol::ErrorCode::NotFound, "no such");
-    t.session.handle_command_result(t.now, "c-1".into(), Err(error));
+    t.session.handle_input(t.now, Input::CommandResult { id: "c-1".into(), outcome: Err(error) });
     t.drain();
     let result = result_of(&mut t, "c-1");
     assert_eq!(result["error"]["code"], "not_found");
@@ -126,9 +126,9 @@ fn input_from_commands_and_frames_reaches_the_engine_once() {
     t.frame(frame(0, b"ls -l\r"));
     t.frame(frame(2, b" -l\r"));
     assert!(t.take_texts().is_empty(), "re-sent input is dropped silently");
-    let writes: Vec<(u32, Vec<u8>)> = t.session.stream_writes().map(|(c, d)| (c, d.to_vec())).collect();
+    let writes: Vec<(Channel, Vec<u8>)> = t.session.stream_writes().map(|(c, d)| (c, d.to_vec())).collect();
     assert_eq!(writes, [(stream.channel, b"ls -l\r".to_vec())]);
-    t.session.handle_stream_written(t.now, stream.channel, 6);
+    t.session.handle_input(t.now, Input::StreamWritten { channel: stream.channel, written: 6 });
     assert_eq!(t.session.stream_writes().count(), 0);
 
     t.frame(frame(99, b"x"));
@@ -145,10 +145,10 @@ fn heartbeats_and_results_go_before_stream_data() {
     let mut t = registered();
     let (stream, _) = open_terminal(&mut t, "c-1");
     // The engine floods: a full window of output waits.
-    t.session.handle_stream_data(t.now, stream.channel, &vec![b'x'; 256 * 1024]);
+    t.session.handle_input(t.now, Input::StreamData { channel: stream.channel, data: &vec![b'x'; 256 * 1024] });
     // Before draining, a heartbeat and a command result are queued.
-    t.session.handle_heartbeat(t.now, Heartbeat::default());
-    t.session.handle_command_result(t.now, "c-1".into(), Ok(json!({}))); // a duplicate: dropped
+    t.session.handle_input(t.now, Input::Heartbeat(Heartbeat::default()));
+    t.session.handle_input(t.now, Input::CommandResult { id: "c-1".into(), outcome: Ok(json!({})) }); // a duplicate: dropped
     send(&mut t, "c-3", "terminal.input", json!({ "sessionId": stream.session_id, "data": "q" }));
     let log = t.take();
     let kinds: Vec<&str> = log
@@ -172,14 +172,14 @@ fn heartbeats_and_results_go_before_stream_data() {
 fn a_lost_connection_detaches_and_reattaching_resumes_from_the_offset() {
     let mut t = registered();
     let (stream, _) = open_terminal(&mut t, "c-1");
-    t.session.handle_stream_data(t.now, stream.channel, b"hello ");
+    t.session.handle_input(t.now, Input::StreamData { channel: stream.channel, data: b"hello " });
     pump(&mut t);
     t.take();
 
     t.disconnected(io_error());
     // Output keeps coming while detached; nothing is sent.
     assert_eq!(t.session.stream_reads().collect::<Vec<_>>(), [(stream.channel, usize::MAX)]);
-    t.session.handle_stream_data(t.now, stream.channel, b"world");
+    t.session.handle_input(t.now, Input::StreamData { channel: stream.channel, data: b"world" });
     t.until_connect();
     t.connected();
     t.registered("w-1");
@@ -221,7 +221,7 @@ fn a_detached_terminal_is_closed_after_the_idle_timeout_even_while_disconnected(
     t.run_until(lost_at + Duration::from_secs(60));
     let closes = t.event_times(|e| matches!(e, Event::CloseStream { channel } if *channel == stream.channel));
     assert_eq!(closes, [lost_at + Duration::from_secs(60)]);
-    t.session.handle_stream_end(t.now, stream.channel, Some(129));
+    t.session.handle_input(t.now, Input::StreamEnd { channel: stream.channel, exit_code: Some(129) });
     assert!(t.session.streams().is_empty());
 }
 
@@ -233,7 +233,7 @@ fn close_asks_the_engine_and_answers_with_the_exit_code_at_the_end() {
     let events = t.take_events();
     assert!(events.iter().any(|e| matches!(e, Event::CloseStream { channel } if *channel == stream.channel)));
     assert!(t.take_texts().is_empty(), "no answer before the end");
-    t.session.handle_stream_end(t.now, stream.channel, Some(0));
+    t.session.handle_input(t.now, Input::StreamEnd { channel: stream.channel, exit_code: Some(0) });
     t.drain();
     let audited = t.event_times(
         |e| matches!(e, Event::Audit(r) if r.id.as_deref() == Some("c-2") && r.outcome == AuditOutcome::Ok),
@@ -265,8 +265,8 @@ fn resize_goes_to_the_engine_for_a_live_session_only() {
 fn the_shell_exiting_sends_an_end_frame_after_the_last_byte() {
     let mut t = registered();
     let (stream, _) = open_terminal(&mut t, "c-1");
-    t.session.handle_stream_data(t.now, stream.channel, b"exit\r\n");
-    t.session.handle_stream_end(t.now, stream.channel, Some(42));
+    t.session.handle_input(t.now, Input::StreamData { channel: stream.channel, data: b"exit\r\n" });
+    t.session.handle_input(t.now, Input::StreamEnd { channel: stream.channel, exit_code: Some(42) });
     pump(&mut t);
     let frames = binaries(&t.take());
     let last = frames.last().unwrap();
@@ -288,7 +288,7 @@ fn a_display_opens_and_is_closed_when_the_connection_drops() {
         })
         .unwrap();
     assert_eq!(stream.kind, StreamType::Display);
-    t.session.handle_command_result(t.now, "c-1".into(), Ok(Value::Null));
+    t.session.handle_input(t.now, Input::CommandResult { id: "c-1".into(), outcome: Ok(Value::Null) });
     t.drain();
     assert_eq!(result_of(&mut t, "c-1")["result"], json!({"sessionId": stream.session_id, "channel": stream.channel}));
     t.disconnected(io_error());

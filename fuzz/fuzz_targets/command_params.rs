@@ -1,11 +1,11 @@
 //! Each command's params decoder with arbitrary JSON, then the security floor
 //! on whatever decodes: never panics; a refusal always names a known control
-//! and reads back from its wire form; an accepted request stays accepted after
-//! the floor's constraints are applied.
+//! and reads back from its wire form (the error's `control`); an accepted
+//! request stays accepted after the floor's constraints are applied.
 #![no_main]
 
-use cropscode_core::policy::{Policy, SecurityFloor, control, refused_control};
-use cropscode_core::protocol::Command;
+use cropscode_core::policy::{Control, Policy, SecurityFloor};
+use cropscode_core::protocol::{Command, WireError};
 use cropscode_core::protocol::commands::COMMAND_NAMES;
 use libfuzzer_sys::fuzz_target;
 
@@ -23,8 +23,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(again, enforced, "constraints are idempotent");
             }
             Err(refusal) => {
-                assert!(control::ALL.contains(&refusal.control), "{refusal:?}");
-                assert_eq!(refused_control(&refusal.to_wire()), Some(refusal.control));
+                assert!(Control::ALL.contains(&refusal.control), "{refusal:?}");
+                let wire = serde_json::to_string(&refusal.to_wire()).expect("an error encodes");
+                let back: WireError = serde_json::from_str(&wire).expect("and decodes");
+                assert_eq!(back.refusal.map(|r| r.control), Some(refusal.control));
             }
         }
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cropscode_core::protocol::{ErrorCode, Heartbeat, Limits, Mode, PROTOCOL_VERSION, Register, WireError};
-use cropscode_core::session::{Event, Session, SessionConfig};
+use cropscode_core::session::{Event, Input as SessionInput, Output, Session, SessionConfig};
 use cropscode_core::{Frame, Instant, TransportError};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -61,12 +61,12 @@ fuzz_target!(|data: &[u8]| {
     let mut executing: Vec<String> = Vec::new();
     while let Some(op) = input.byte() {
         match op % 12 {
-            0 => session.handle_connected(now),
-            1 => session.handle_frame(now, Frame::Text(r#"{"type":"worker.registered","workerId":"w-1"}"#.into())),
+            0 => session.handle_input(now, SessionInput::Connected),
+            1 => session.handle_input(now, SessionInput::Frame(Frame::Text(r#"{"type":"worker.registered","workerId":"w-1"}"#.into()))),
             2 => {
                 let n = usize::from(input.byte().unwrap_or(0));
                 let text = String::from_utf8_lossy(input.take(n)).into_owned();
-                session.handle_frame(now, Frame::Text(text));
+                session.handle_input(now, SessionInput::Frame(Frame::Text(text)));
             }
             3 | 4 => {
                 let b = input.byte().unwrap_or(0);
@@ -74,15 +74,15 @@ fuzz_target!(|data: &[u8]| {
                 let id = format!("c{}", b % 7);
                 let params = if b & 0x80 == 0 { r#"{"containerId":"x","image":"busybox"}"# } else { r#"{"tenant":7}"# };
                 let frame = format!(r#"{{"type":"{name}","id":"{id}","params":{params}}}"#);
-                session.handle_frame(now, Frame::Text(frame));
+                session.handle_input(now, SessionInput::Frame(Frame::Text(frame)));
             }
             5 => {
                 let n = usize::from(input.byte().unwrap_or(0));
-                session.handle_frame(now, Frame::Binary(input.take(n).to_vec()));
+                session.handle_input(now, SessionInput::Frame(Frame::Binary(input.take(n).to_vec())));
             }
             6 => {
                 now = now + Duration::from_millis(u64::from(input.byte().unwrap_or(0)) * 500);
-                session.handle_timeout(now);
+                session.handle_input(now, SessionInput::Timeout);
             }
             7 => {
                 if !executing.is_empty() {
@@ -90,36 +90,30 @@ fuzz_target!(|data: &[u8]| {
                     let id = executing.remove(usize::from(b) % executing.len());
                     let outcome =
                         if b & 1 == 0 { Ok(Value::Null) } else { Err(WireError::new(ErrorCode::Internal, "fuzz")) };
-                    session.handle_command_result(now, id, outcome);
+                    session.handle_input(now, SessionInput::CommandResult { id, outcome });
                 }
             }
-            8 => session.handle_disconnected(now, &TransportError::Io("fuzz".into())),
-            9 => session.handle_connect_failed(now, &TransportError::Timeout),
+            8 => session.handle_input(now, SessionInput::Disconnected(&TransportError::Io("fuzz".into()))),
+            9 => session.handle_input(now, SessionInput::ConnectFailed(&TransportError::Timeout)),
             10 => {
                 let code = u16::from_be_bytes([input.byte().unwrap_or(3), input.byte().unwrap_or(232)]);
-                session.handle_frame(now, Frame::Close { code, reason: String::new() });
+                session.handle_input(now, SessionInput::Frame(Frame::Close { code, reason: String::new() }));
             }
-            _ => session.handle_frame(now, Frame::Ping(Vec::new())),
+            _ => session.handle_input(now, SessionInput::Frame(Frame::Ping(Vec::new()))),
         }
         // Drain like a real caller.
         loop {
-            let mut progressed = false;
-            while let Some(frame) = session.poll_transmit() {
-                progressed = true;
-                if let Frame::Text(text) = frame {
+            match session.poll_output() {
+                Output::Transmit(Frame::Text(text)) => {
                     serde_json::from_str::<Value>(&text).expect("the session sends JSON");
                 }
-            }
-            while let Some(event) = session.poll_event() {
-                progressed = true;
-                match event {
-                    Event::Execute { id, .. } => executing.push(id),
-                    Event::HeartbeatDue => session.handle_heartbeat(now, Heartbeat::default()),
-                    _ => {}
+                Output::Transmit(_) => {}
+                Output::Event(Event::Execute { id, .. }) => executing.push(id),
+                Output::Event(Event::HeartbeatDue) => {
+                    session.handle_input(now, SessionInput::Heartbeat(Heartbeat::default()))
                 }
-            }
-            if !progressed {
-                break;
+                Output::Event(_) => {}
+                Output::Timeout(_) => break,
             }
         }
     }

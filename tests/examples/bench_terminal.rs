@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cropscode_core::protocol::binary::{StreamFrame, StreamKind};
+use cropscode_core::protocol::binary::{Channel, StreamFrame, StreamKind};
 use cropscode_engine_api::ExecSpec;
 use cropscode_tests::orchestrator::Event;
 use cropscode_tests::*;
@@ -51,7 +51,7 @@ fn channel_feed(t: &EngineRun, channel: u32) -> mpsc::Receiver<(Instant, Vec<u8>
         while let Ok(timed) = feed.recv_blocking() {
             let Event::Binary { bytes, .. } = timed.event else { continue };
             let Ok(frame) = StreamFrame::decode(&bytes, 1 << 20) else { continue };
-            if frame.channel == channel
+            if frame.channel.get() == channel
                 && frame.kind == StreamKind::Data
                 && tx.send((timed.at, frame.payload.to_vec())).is_err()
             {
@@ -81,7 +81,7 @@ fn read_until(feed: &mpsc::Receiver<(Instant, Vec<u8>)>, marker: &[u8]) -> (usiz
 }
 
 fn send(t: &EngineRun, channel: u32, offset: &mut u64, bytes: &[u8]) {
-    let frame = StreamFrame { kind: StreamKind::Data, channel, offset: *offset, payload: bytes };
+    let frame = StreamFrame { kind: StreamKind::Data, channel: Channel::new(channel), offset: *offset, payload: bytes };
     block_on(t.orchestrator.send_binary(&t.worker_id, frame.encode())).expect("send input");
     *offset += bytes.len() as u64;
 }

@@ -10,8 +10,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::paths::HostPath;
-use super::process::{judge_option_user, split_option};
-use super::{Policy, Refusal, control};
+use super::rules::{judge_namespace, judge_option_user, split_option};
+use super::{Control, Policy, Refusal};
 use crate::protocol::commands::{ContainerCreate, MountType, Resources};
 
 /// Capabilities `baseline` lets a request add: the Pod Security Standards
@@ -157,13 +157,13 @@ pub(super) fn judge(policy: &Policy, request: &ContainerCreate) -> Result<Constr
         return Ok(Constraints::default());
     }
     if request.privileged {
-        return Err(policy.refuse(control::PRIVILEGED, "privileged containers are not allowed (`privileged`)"));
+        return Err(policy.refuse(Control::Privileged, "privileged containers are not allowed (`privileged`)"));
     }
     judge_namespaces(policy, request)?;
     judge_capabilities(policy, request)?;
     if let Some(device) = request.devices.first() {
         return Err(policy.refuse(
-            control::DEVICES,
+            Control::Devices,
             format!("host devices are not allowed (`devices[0].hostPath` `{}`)", device.host_path),
         ));
     }
@@ -174,7 +174,7 @@ pub(super) fn judge(policy: &Policy, request: &ContainerCreate) -> Result<Constr
         let normalized = key.replace('/', ".");
         if !SAFE_SYSCTLS.contains(&normalized.as_str()) {
             return Err(policy.refuse(
-                control::SYSCTLS,
+                Control::Sysctls,
                 format!("sysctl `{key}` is not in the safe set (`sysctls`); allowed: {}", SAFE_SYSCTLS.join(", ")),
             ));
         }
@@ -185,7 +185,7 @@ pub(super) fn judge(policy: &Policy, request: &ContainerCreate) -> Result<Constr
             && !(min..=max).contains(&host_port)
         {
             return Err(policy.refuse(
-                control::HOST_PORTS,
+                Control::HostPorts,
                 format!("host port {host_port} is outside the allowed range {min}-{max} (`ports[{i}].hostPort`)"),
             ));
         }
@@ -209,7 +209,7 @@ pub(super) fn judge(policy: &Policy, request: &ContainerCreate) -> Result<Constr
     for (i, mount) in request.mounts.iter().enumerate() {
         if mount.kind == MountType::Volume && prefix_len + mount.source.len() > MAX_VOLUME_NAME_BYTES {
             return Err(policy.refuse(
-                control::VOLUMES,
+                Control::Volumes,
                 format!(
                     "the tenant-scoped name of volume `{}` would exceed {MAX_VOLUME_NAME_BYTES} bytes (`mounts[{i}].source`)",
                     mount.source
@@ -234,7 +234,7 @@ fn judge_mounts(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusa
         for path in &candidates {
             if path.exposes_engine_socket() {
                 return Err(policy.refuse(
-                    control::ENGINE_SOCKET,
+                    Control::EngineSocket,
                     format!(
                         "`{}` is or holds a container engine socket, never mountable, even read-only (`{field}`)",
                         path.display()
@@ -247,14 +247,14 @@ fn judge_mounts(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusa
         }
         if policy.floor.restricted() {
             return Err(policy.refuse(
-                control::HOST_PATH,
+                Control::HostPath,
                 format!("bind mounts are not allowed under `restricted`; use a named volume (`{field}`)"),
             ));
         }
         for path in &candidates {
             if let Some(protected) = path.exposes_protected(&policy.config.protected_paths) {
                 return Err(policy.refuse(
-                    control::HOST_PATH,
+                    Control::HostPath,
                     format!("`{}` overlaps the protected path `{protected}` (`{field}`)", path.display()),
                 ));
             }
@@ -262,7 +262,7 @@ fn judge_mounts(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusa
             if !roots.iter().any(|root| path.is_within(&HostPath::parse(root))) {
                 let allowed = if roots.is_empty() { String::from("none configured") } else { roots.join(", ") };
                 return Err(policy.refuse(
-                    control::HOST_PATH,
+                    Control::HostPath,
                     format!(
                         "bind mount of `{}` is outside the allowed roots ({allowed}); use a named volume (`{field}`)",
                         path.display()
@@ -276,18 +276,18 @@ fn judge_mounts(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusa
 
 /// A namespace mode: the engine's default, a private one, or something shared with the host.
 fn judge_namespaces(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusal> {
-    let namespaces: [(&str, &Option<String>, &'static str, &[&str]); 6] = [
+    let namespaces: [(&str, &Option<String>, Control, &[&str]); 6] = [
         (
             "networkMode",
             &request.network_mode,
-            control::HOST_NETWORK,
+            Control::HostNetwork,
             &["bridge", "default", "none", "private", "slirp4netns", "pasta"],
         ),
-        ("pidMode", &request.pid_mode, control::HOST_PID, &["private"]),
-        ("ipcMode", &request.ipc_mode, control::HOST_IPC, &["private", "shareable", "none"]),
-        ("utsMode", &request.uts_mode, control::HOST_UTS, &["private"]),
-        ("usernsMode", &request.userns_mode, control::HOST_USERS, &["private", "auto", "keep-id", "nomap"]),
-        ("cgroupnsMode", &request.cgroupns_mode, control::HOST_CGROUPNS, &["private"]),
+        ("pidMode", &request.pid_mode, Control::HostPid, &["private"]),
+        ("ipcMode", &request.ipc_mode, Control::HostIpc, &["private", "shareable", "none"]),
+        ("utsMode", &request.uts_mode, Control::HostUts, &["private"]),
+        ("usernsMode", &request.userns_mode, Control::HostUsers, &["private", "auto", "keep-id", "nomap"]),
+        ("cgroupnsMode", &request.cgroupns_mode, Control::HostCgroupns, &["private"]),
     ];
     for (field, mode, host_control, private) in namespaces {
         if let Some(mode) = mode {
@@ -297,48 +297,13 @@ fn judge_namespaces(policy: &Policy, request: &ContainerCreate) -> Result<(), Re
     Ok(())
 }
 
-/// Judges one namespace mode (also `image.build`'s `networkMode`).
-pub(super) fn judge_namespace(
-    policy: &Policy,
-    field: &str,
-    mode: &str,
-    host_control: &'static str,
-    private: &[&str],
-) -> Result<(), Refusal> {
-    if mode.is_empty() {
-        return Ok(());
-    }
-    let base = mode.split_once(':').map_or(mode, |(base, _)| base);
-    if base == "container" {
-        return Err(policy.refuse(
-            control::CONTAINER_NAMESPACES,
-            format!("joining another container's namespace is not allowed (`{field}` `{mode}`)"),
-        ));
-    }
-    if private.contains(&mode) {
-        return Ok(());
-    }
-    // Podman's `auto:size=…` and `keep-id:uid=…` only tune a private user namespace.
-    if field == "usernsMode" && matches!(base, "auto" | "keep-id") {
-        return Ok(());
-    }
-    // A user-defined network, by name: nothing like `host`, a path or options.
-    let plain_name = mode.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if field == "networkMode" && plain_name && mode != "host" {
-        return Ok(());
-    }
-    let why =
-        if mode == "host" { "the host's namespace is not allowed" } else { "only a private namespace is allowed" };
-    Err(policy.refuse(host_control, format!("{why} (`{field}` `{mode}`)")))
-}
-
 fn judge_capabilities(policy: &Policy, request: &ContainerCreate) -> Result<(), Refusal> {
     let allowed = if policy.floor.restricted() { RESTRICTED_CAPABILITIES } else { BASELINE_CAPABILITIES };
     for (i, cap) in request.cap_add.iter().enumerate() {
         let name = normalize_capability(cap);
         if !allowed.contains(&name.as_str()) {
             return Err(policy.refuse(
-                control::CAPABILITIES,
+                Control::Capabilities,
                 format!("adding capability `{name}` is not allowed (`capAdd[{i}]`); allowed: {}", allowed.join(", ")),
             ));
         }
@@ -349,37 +314,36 @@ fn judge_capabilities(policy: &Policy, request: &ContainerCreate) -> Result<(), 
 /// One `securityOpt` entry: `key`, `key=value` or the legacy `key:value`.
 fn judge_security_opt(policy: &Policy, i: usize, option: &str) -> Result<(), Refusal> {
     let field = format!("securityOpt[{i}]");
-    let refuse =
-        |control: &'static str, why: &str| Err(policy.refuse(control, format!("{why} (`{field}` `{option}`)")));
+    let refuse = |control: Control, why: &str| Err(policy.refuse(control, format!("{why} (`{field}` `{option}`)")));
     match split_option(option) {
         ("no-new-privileges", None) => Ok(()),
         ("no-new-privileges", Some(value)) => match parse_bool(value) {
             Some(true) => Ok(()),
             Some(false) if policy.floor.restricted() => {
-                refuse(control::ALLOW_PRIVILEGE_ESCALATION, "privilege escalation must stay disabled")
+                refuse(Control::AllowPrivilegeEscalation, "privilege escalation must stay disabled")
             }
             Some(false) => Ok(()),
-            None => refuse(control::SECURITY_OPT, "`no-new-privileges` takes true or false"),
+            None => refuse(Control::SecurityOpt, "`no-new-privileges` takes true or false"),
         },
         ("seccomp", Some("builtin" | "default" | "runtime/default")) => Ok(()),
-        ("seccomp", Some("unconfined")) => refuse(control::SECCOMP, "seccomp must not be unconfined"),
+        ("seccomp", Some("unconfined")) => refuse(Control::Seccomp, "seccomp must not be unconfined"),
         ("seccomp", _) => {
-            refuse(control::SECCOMP, "custom seccomp profiles are not allowed (the runtime default applies)")
+            refuse(Control::Seccomp, "custom seccomp profiles are not allowed (the runtime default applies)")
         }
-        ("apparmor", Some("unconfined")) => refuse(control::APPARMOR, "AppArmor must not be unconfined"),
+        ("apparmor", Some("unconfined")) => refuse(Control::Apparmor, "AppArmor must not be unconfined"),
         ("apparmor", Some(profile)) if !profile.is_empty() => Ok(()),
-        ("apparmor", _) => refuse(control::APPARMOR, "an AppArmor profile name is required"),
-        ("label", Some(value)) => judge_selinux(value).map_or(Ok(()), |why| refuse(control::SELINUX, why)),
-        ("label", None) => refuse(control::SELINUX, "an SELinux option is required"),
+        ("apparmor", _) => refuse(Control::Apparmor, "an AppArmor profile name is required"),
+        ("label", Some(value)) => judge_selinux(value).map_or(Ok(()), |why| refuse(Control::SeLinux, why)),
+        ("label", None) => refuse(Control::SeLinux, "an SELinux option is required"),
         ("mask", Some(_)) => Ok(()),
         ("systempaths" | "unmask" | "proc-opts", _) => {
-            refuse(control::PROC_MOUNT, "/proc and system paths must stay masked")
+            refuse(Control::ProcMount, "/proc and system paths must stay masked")
         }
         ("writable-cgroups", value) if value.and_then(parse_bool) != Some(false) => {
-            refuse(control::PROC_MOUNT, "cgroups must stay read-only")
+            refuse(Control::ProcMount, "cgroups must stay read-only")
         }
         ("writable-cgroups", _) => Ok(()),
-        _ => refuse(control::SECURITY_OPT, "unknown security option (the worker cannot judge it)"),
+        _ => refuse(Control::SecurityOpt, "unknown security option (the worker cannot judge it)"),
     }
 }
 

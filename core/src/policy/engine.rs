@@ -6,7 +6,7 @@ use futures_util::stream::{Once, once};
 use core::task::{Context, Poll};
 
 use super::{Policy, SecurityFloor};
-use crate::protocol::Command;
+use crate::protocol::{Channel, Command};
 use crate::stream::StreamId;
 use crate::traits::{Engine, Step, StreamRead, StreamWrite};
 
@@ -58,7 +58,7 @@ impl<E: Engine> PolicedEngine<E> {
             tracing::warn!(
                 command = name,
                 floor = refusal.floor.as_str(),
-                control = refusal.control,
+                control = refusal.control.as_str(),
                 reason = %refusal.message,
                 "security floor refused a command"
             );
@@ -88,15 +88,15 @@ impl<E: Engine> Engine for PolicedEngine<E> {
         }
     }
 
-    fn poll_stream_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
+    fn poll_stream_read(&self, channel: Channel, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
         self.inner.poll_stream_read(channel, cx, buf)
     }
 
-    fn poll_stream_write(&self, channel: u32, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
+    fn poll_stream_write(&self, channel: Channel, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
         self.inner.poll_stream_write(channel, cx, data)
     }
 
-    fn close_stream(&self, channel: u32) {
+    fn close_stream(&self, channel: Channel) {
         self.inner.close_stream(channel)
     }
 
@@ -196,7 +196,11 @@ mod tests {
     #[test]
     fn terminals_are_judged_before_their_stream_opens() {
         let engine = PolicedEngine::new(Recorder::default(), Policy::new(SecurityFloor::Restricted));
-        let stream = StreamId { channel: 1, session_id: "t-0-1".into(), kind: crate::stream::StreamType::Terminal };
+        let stream = StreamId {
+            channel: Channel::new(1),
+            session_id: "t-0-1".into(),
+            kind: crate::stream::StreamType::Terminal,
+        };
         let open = |user: &str| Command::decode("terminal.open", json!({"containerId": "c1", "user": user})).unwrap();
         let steps: Vec<Step> = block_on(engine.open_stream(stream.clone(), open("root")).collect());
         let [Step::Done(Err(error))] = &steps[..] else { panic!("{steps:?}") };

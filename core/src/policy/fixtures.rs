@@ -13,14 +13,14 @@
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use super::{Policy, PolicyConfig, SecurityFloor, control};
+use super::{Control, Policy, PolicyConfig, SecurityFloor};
 use crate::protocol::Command;
 use crate::protocol::commands::ContainerCreate;
 
 use SecurityFloor::{Baseline, None as NoFloor, Restricted};
 
 struct Fixture {
-    control: &'static str,
+    control: Control,
     from: SecurityFloor,
     pass: Vec<(&'static str, Value)>,
     fail: Vec<(&'static str, Value)>,
@@ -70,7 +70,7 @@ fn bind(source: &str, read_only: bool) -> Value {
 fn fixtures() -> Vec<Fixture> {
     alloc::vec![
         Fixture {
-            control: control::PRIVILEGED,
+            control: Control::Privileged,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"privileged": false})), (EXEC, json!({"privileged": false}))],
             fail: alloc::vec![
@@ -81,7 +81,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::HOST_NETWORK,
+            control: Control::HostNetwork,
             from: Baseline,
             pass: alloc::vec![
                 (CREATE, json!({"networkMode": "bridge"})),
@@ -105,25 +105,25 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::HOST_PID,
+            control: Control::HostPid,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"pidMode": "private"}))],
             fail: alloc::vec![(CREATE, json!({"pidMode": "host"})), (CREATE, json!({"pidMode": "ns:/proc/1/ns/pid"}))],
         },
         Fixture {
-            control: control::HOST_IPC,
+            control: Control::HostIpc,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"ipcMode": "shareable"})), (CREATE, json!({"ipcMode": "none"}))],
             fail: alloc::vec![(CREATE, json!({"ipcMode": "host"}))],
         },
         Fixture {
-            control: control::HOST_UTS,
+            control: Control::HostUts,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"utsMode": "private"}))],
             fail: alloc::vec![(CREATE, json!({"utsMode": "host"}))],
         },
         Fixture {
-            control: control::HOST_USERS,
+            control: Control::HostUsers,
             from: Baseline,
             pass: alloc::vec![
                 (CREATE, json!({"usernsMode": "keep-id"})),
@@ -135,13 +135,13 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::HOST_CGROUPNS,
+            control: Control::HostCgroupns,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"cgroupnsMode": "private"}))],
             fail: alloc::vec![(CREATE, json!({"cgroupnsMode": "host"}))],
         },
         Fixture {
-            control: control::CONTAINER_NAMESPACES,
+            control: Control::ContainerNamespaces,
             from: Baseline,
             pass: alloc::vec![],
             fail: alloc::vec![
@@ -151,7 +151,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::CAPABILITIES,
+            control: Control::Capabilities,
             from: Baseline,
             pass: alloc::vec![
                 (CREATE, json!({"capAdd": ["CHOWN", "cap_kill", "Net_Bind_Service"]})),
@@ -166,13 +166,13 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::CAPABILITIES,
+            control: Control::Capabilities,
             from: Restricted,
             pass: alloc::vec![(CREATE, json!({"capAdd": ["NET_BIND_SERVICE"]}))],
             fail: alloc::vec![(CREATE, json!({"capAdd": ["CHOWN"]})), (CREATE, json!({"capAdd": ["SETUID"]}))],
         },
         Fixture {
-            control: control::HOST_PATH,
+            control: Control::HostPath,
             from: Baseline,
             pass: alloc::vec![
                 (CREATE, bind("/srv/shared/project", false)),
@@ -189,13 +189,13 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::HOST_PATH,
+            control: Control::HostPath,
             from: Restricted,
             pass: alloc::vec![],
             fail: alloc::vec![(CREATE, bind("/srv/shared/project", true))],
         },
         Fixture {
-            control: control::ENGINE_SOCKET,
+            control: Control::EngineSocket,
             from: NoFloor,
             pass: alloc::vec![],
             fail: alloc::vec![
@@ -213,7 +213,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::DEVICES,
+            control: Control::Devices,
             from: Baseline,
             pass: alloc::vec![],
             fail: alloc::vec![
@@ -223,7 +223,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::SECCOMP,
+            control: Control::Seccomp,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"securityOpt": ["seccomp=builtin"]}))],
             fail: alloc::vec![
@@ -233,13 +233,13 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::APPARMOR,
+            control: Control::Apparmor,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"securityOpt": ["apparmor=docker-default"]}))],
             fail: alloc::vec![(CREATE, json!({"securityOpt": ["apparmor=unconfined"]}))],
         },
         Fixture {
-            control: control::SELINUX,
+            control: Control::SeLinux,
             from: Baseline,
             pass: alloc::vec![
                 (CREATE, json!({"securityOpt": ["label=level:s0:c100,c200"]})),
@@ -253,7 +253,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::PROC_MOUNT,
+            control: Control::ProcMount,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"securityOpt": ["mask=/proc/acpi"]}))],
             fail: alloc::vec![
@@ -264,13 +264,13 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::SECURITY_OPT,
+            control: Control::SecurityOpt,
             from: Baseline,
             pass: alloc::vec![(CREATE, json!({"securityOpt": ["no-new-privileges"]}))],
             fail: alloc::vec![(CREATE, json!({"securityOpt": ["something-new=1"]}))],
         },
         Fixture {
-            control: control::SYSCTLS,
+            control: Control::Sysctls,
             from: Baseline,
             pass: alloc::vec![
                 (CREATE, json!({"sysctls": {"net.ipv4.ip_unprivileged_port_start": "0"}})),
@@ -283,7 +283,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::HOST_PORTS,
+            control: Control::HostPorts,
             from: Baseline,
             pass: alloc::vec![
                 (CREATE, json!({"ports": [{"containerPort": 80}]})),
@@ -296,7 +296,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::RUN_AS_ROOT,
+            control: Control::RunAsRoot,
             from: Restricted,
             pass: alloc::vec![
                 (CREATE, json!({"user": "1000:1000"})),
@@ -316,7 +316,7 @@ fn fixtures() -> Vec<Fixture> {
             ],
         },
         Fixture {
-            control: control::ALLOW_PRIVILEGE_ESCALATION,
+            control: Control::AllowPrivilegeEscalation,
             from: Restricted,
             pass: alloc::vec![
                 (CREATE, json!({"securityOpt": ["no-new-privileges=true"]})),
@@ -331,17 +331,17 @@ fn fixtures() -> Vec<Fixture> {
     ]
 }
 
-fn verdict(floor: SecurityFloor, name: &str, fields: &Value) -> Result<(), &'static str> {
+fn verdict(floor: SecurityFloor, name: &str, fields: &Value) -> Result<(), Control> {
     policy(floor).enforce(command(name, fields)).map(|_| ()).map_err(|refusal| refusal.control)
 }
 
 #[test]
 fn every_control_has_fixtures() {
-    let covered: Vec<&str> = fixtures().iter().map(|f| f.control).collect();
-    for control in control::ALL {
+    let covered: Vec<Control> = fixtures().iter().map(|f| f.control).collect();
+    for control in Control::ALL {
         // `volumes` is judged on the scoped name's length only; see `restricted_forces_its_settings`.
-        if *control != control::VOLUMES {
-            assert!(covered.contains(control), "no fixture for `{control}`");
+        if control != Control::Volumes {
+            assert!(covered.contains(&control), "no fixture for `{control}`");
         }
     }
 }
@@ -376,12 +376,13 @@ fn refusals_reach_the_wire_as_forbidden_naming_the_control() {
         wire.message,
         "security floor `baseline`, control `privileged`: privileged containers are not allowed (`privileged`)"
     );
-    assert_eq!(super::refused_control(&wire), Some("privileged"));
+    assert_eq!(wire.refusal.as_ref().map(|r| r.control.as_str()), Some("privileged"));
+    assert_eq!(wire.refusal.map(|r| r.reason).as_deref(), Some("privileged containers are not allowed (`privileged`)"));
     let other = crate::protocol::WireError::new(
         crate::protocol::ErrorCode::NotFound,
         "security floor `x`, control `privileged`: y",
     );
-    assert_eq!(super::refused_control(&other), None);
+    assert_eq!(other.refusal.map(|r| r.control), None, "only the floor's own errors are refusals");
 }
 
 fn create(fields: Value) -> ContainerCreate {
@@ -438,7 +439,7 @@ fn restricted_refuses_volume_names_too_long_to_scope() {
     let long = "v".repeat(128);
     let tenant = "t".repeat(128);
     let request = create(json!({"tenant": tenant, "mounts": [{"type": "volume", "source": long, "target": "/v"}]}));
-    assert_eq!(policy(Restricted).judge_create(&request).unwrap_err().control, control::VOLUMES);
+    assert_eq!(policy(Restricted).judge_create(&request).unwrap_err().control, Control::Volumes);
     assert!(policy(Baseline).judge_create(&request).is_ok());
 }
 
@@ -446,7 +447,7 @@ fn restricted_refuses_volume_names_too_long_to_scope() {
 fn the_users_engines_report_are_judged_under_restricted() {
     let restricted = policy(Restricted);
     for user in ["", "  ", "root", "0", "0:0", "admin"] {
-        assert_eq!(restricted.judge_user(user).unwrap_err().control, control::RUN_AS_ROOT, "{user:?}");
+        assert_eq!(restricted.judge_user(user).unwrap_err().control, Control::RunAsRoot, "{user:?}");
     }
     for user in ["1000", "1000:1000", "65534"] {
         assert_eq!(restricted.judge_user(user), Ok(()), "{user:?}");
@@ -464,7 +465,7 @@ fn a_resolver_judges_where_a_symlink_really_points() {
     let request = create(bind("/srv/shared/link", true));
     assert!(policy(Baseline).judge_create(&request).is_ok(), "lexically under an allowed root");
     let resolved = policy(Baseline).with_host_path_resolver(resolve);
-    assert_eq!(resolved.judge_create(&request).unwrap_err().control, control::ENGINE_SOCKET);
+    assert_eq!(resolved.judge_create(&request).unwrap_err().control, Control::EngineSocket);
 }
 
 #[test]
@@ -472,7 +473,7 @@ fn the_floor_cannot_be_changed_by_a_request() {
     let params = json!({"image": "busybox", "tenant": "acme", "privileged": true, "securityFloor": "none",
         "security_floor": "none", "SECURITY_FLOOR": "none"});
     let command = Command::decode(CREATE, params).expect("unknown fields are ignored");
-    assert_eq!(policy(Baseline).enforce(command).unwrap_err().control, control::PRIVILEGED);
+    assert_eq!(policy(Baseline).enforce(command).unwrap_err().control, Control::Privileged);
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! Data flows through one pure function per family of commands:
 //!
 //! ```text
-//!  Command ──► Policy::enforce ──► Err(Refusal) ──► `forbidden` naming the control
+//!  Command ──► Policy::enforce ──► Err(Refusal) ──► `forbidden` WireError carrying the Control
 //!                   │
 //!                   └─► Ok(command with Constraints applied) ──► Engine
 //! ```
@@ -33,27 +33,33 @@
 //! ([`Constraints::apply`]), which only ever tighten it.
 //!
 //! [`PolicedEngine`] wraps any [`Engine`](crate::Engine) with a policy, so a
-//! shell wires the floor in with one line. The controls and levels are listed
-//! in [`control`] and in the README's "Security floor" section.
+//! shell wires the floor in with one line. The controls are the [`Control`]
+//! enum; they and the levels are listed in the README's "Security floor"
+//! section. A refusal reaches the orchestrator and the audit log structured:
+//! [`Refusal::to_wire`] puts its control and reason in
+//! [`WireError::refusal`], so nothing reads the message back.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::str::FromStr;
 
+use crate::protocol::Command;
+use crate::protocol::WireError;
 use crate::protocol::commands::{
     ContainerCreate, ContainerExec, ContainerExecBackground, ContainerSetup, ImageBuild, TerminalOpen,
 };
-use crate::protocol::{Command, ErrorCode, WireError};
 
 mod create;
 mod engine;
 mod paths;
 mod process;
+mod rules;
 
 #[cfg(test)]
 mod fixtures;
 
+pub use crate::protocol::error::Control;
 pub use create::{Constraints, tenant_scoped_name, tenant_volume_name};
 pub use engine::PolicedEngine;
 
@@ -129,104 +135,28 @@ impl fmt::Display for ParseFloorError {
 #[cfg(feature = "std")]
 impl std::error::Error for ParseFloorError {}
 
-/// The names of the controls a [`Refusal`] can name. Stable: they appear in
-/// `forbidden` messages and in the audit log.
-pub mod control {
-    /// `privileged` containers, privileged execs, `RUN --security=insecure` in builds.
-    pub const PRIVILEGED: &str = "privileged";
-    /// `networkMode` `host` (or a namespace path, or host-loopback options); builds too.
-    pub const HOST_NETWORK: &str = "hostNetwork";
-    /// `pidMode` `host`.
-    pub const HOST_PID: &str = "hostPID";
-    /// `ipcMode` `host`.
-    pub const HOST_IPC: &str = "hostIPC";
-    /// `utsMode` `host`.
-    pub const HOST_UTS: &str = "hostUTS";
-    /// `usernsMode` `host`.
-    pub const HOST_USERS: &str = "hostUsers";
-    /// `cgroupnsMode` `host`.
-    pub const HOST_CGROUPNS: &str = "hostCgroupns";
-    /// Joining another container's namespaces (`container:<id>` modes).
-    pub const CONTAINER_NAMESPACES: &str = "containerNamespaces";
-    /// `capAdd` beyond the allowed set.
-    pub const CAPABILITIES: &str = "capabilities";
-    /// Bind mounts of host paths.
-    pub const HOST_PATH: &str = "hostPath";
-    /// The Docker and Podman sockets (and the directories holding them): never mounted, at any level.
-    pub const ENGINE_SOCKET: &str = "engineSocket";
-    /// Named volumes outside the tenant's scope.
-    pub const VOLUMES: &str = "volumes";
-    /// Host devices.
-    pub const DEVICES: &str = "devices";
-    /// `seccomp=unconfined` or a custom seccomp profile.
-    pub const SECCOMP: &str = "seccomp";
-    /// `apparmor=unconfined`.
-    pub const APPARMOR: &str = "apparmor";
-    /// `label=disable` and SELinux types, users and roles other than the container ones.
-    pub const SELINUX: &str = "seLinux";
-    /// Unmasked `/proc` and system paths (`systempaths=unconfined`, `unmask=…`, `proc-opts`, writable cgroups).
-    pub const PROC_MOUNT: &str = "procMount";
-    /// A `securityOpt` the worker does not know and so cannot judge.
-    pub const SECURITY_OPT: &str = "securityOpt";
-    /// Sysctls outside the safe set.
-    pub const SYSCTLS: &str = "sysctls";
-    /// Published host ports outside the allowed range.
-    pub const HOST_PORTS: &str = "hostPorts";
-    /// Running as root (restricted): a root or unverifiable user, or an image whose user is root.
-    pub const RUN_AS_ROOT: &str = "runAsRoot";
-    /// `no-new-privileges=false`, setuid/setgid files (restricted).
-    pub const ALLOW_PRIVILEGE_ESCALATION: &str = "allowPrivilegeEscalation";
-
-    /// Every control, in the README's order.
-    pub const ALL: &[&str] = &[
-        PRIVILEGED,
-        HOST_NETWORK,
-        HOST_PID,
-        HOST_IPC,
-        HOST_UTS,
-        HOST_USERS,
-        HOST_CGROUPNS,
-        CONTAINER_NAMESPACES,
-        CAPABILITIES,
-        HOST_PATH,
-        ENGINE_SOCKET,
-        VOLUMES,
-        DEVICES,
-        SECCOMP,
-        APPARMOR,
-        SELINUX,
-        PROC_MOUNT,
-        SECURITY_OPT,
-        SYSCTLS,
-        HOST_PORTS,
-        RUN_AS_ROOT,
-        ALLOW_PRIVILEGE_ESCALATION,
-    ];
-}
-
 /// Why the floor refuses a request: the control it breaks and what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// The floor that refused.
     pub floor: SecurityFloor,
-    /// The control broken, one of [`control::ALL`].
-    pub control: &'static str,
+    /// The control broken.
+    pub control: Control,
     /// What is wrong, for a person (names the field, never a secret).
     pub message: String,
 }
 
 impl Refusal {
-    pub(crate) fn new(floor: SecurityFloor, control: &'static str, message: impl Into<String>) -> Refusal {
+    pub(crate) fn new(floor: SecurityFloor, control: Control, message: impl Into<String>) -> Refusal {
         Refusal { floor, control, message: message.into() }
     }
 
-    /// The `forbidden` error sent to the orchestrator:
-    /// ``security floor `baseline`, control `privileged`: …``.
+    /// The `forbidden` error sent to the orchestrator, with the message
+    /// ``security floor `baseline`, control `privileged`: …``, and the control
+    /// and this refusal's message as its [`refusal`](WireError::refusal) (for
+    /// the wire's `control` field and the audit log).
     pub fn to_wire(&self) -> WireError {
-        WireError::new(
-            ErrorCode::Forbidden,
-            alloc::format!("{WIRE_PREFIX}{}`, control `{}`: {}", self.floor, self.control, self.message),
-        )
+        WireError::refused(alloc::string::ToString::to_string(self), self.control, self.message.clone())
     }
 }
 
@@ -240,19 +170,6 @@ impl From<Refusal> for WireError {
     fn from(refusal: Refusal) -> WireError {
         refusal.to_wire()
     }
-}
-
-const WIRE_PREFIX: &str = "security floor `";
-
-/// The control named by a floor refusal (as made by [`Refusal::to_wire`]), for the audit log.
-pub fn refused_control(error: &WireError) -> Option<&str> {
-    if error.code != ErrorCode::Forbidden {
-        return None;
-    }
-    let rest = error.message.strip_prefix(WIRE_PREFIX)?;
-    let (_, rest) = rest.split_once("`, control `")?;
-    let (control, _) = rest.split_once('`')?;
-    control::ALL.iter().find(|c| **c == control).copied()
 }
 
 /// The owner's settings that refine a floor. Every field has a safe default.
@@ -402,7 +319,7 @@ impl Policy {
         process::judge_effective_user(self, user)
     }
 
-    pub(crate) fn refuse(&self, control: &'static str, message: impl Into<String>) -> Refusal {
+    pub(crate) fn refuse(&self, control: Control, message: impl Into<String>) -> Refusal {
         Refusal::new(self.floor, control, message)
     }
 }

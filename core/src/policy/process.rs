@@ -6,27 +6,19 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::create::judge_namespace;
-use super::{Policy, Refusal, control};
+use super::rules::{judge_namespace, judge_option_user};
+use super::{Control, Policy, Refusal};
 use crate::protocol::commands::{ContainerSetup, ImageBuild};
 
 /// Setuid and setgid bits of a file mode.
 const SET_ID_BITS: u32 = 0o6000;
-
-/// `key`, `key=value` or the engines' legacy `key:value`: split at the first `=` or `:`.
-pub(crate) fn split_option(option: &str) -> (&str, Option<&str>) {
-    match option.find(['=', ':']) {
-        Some(at) => (&option[..at], Some(&option[at + 1..])),
-        None => (option, None),
-    }
-}
 
 pub(super) fn judge_process(policy: &Policy, privileged: bool, user: Option<&str>) -> Result<(), Refusal> {
     if !policy.floor.at_least_baseline() {
         return Ok(());
     }
     if privileged {
-        return Err(policy.refuse(control::PRIVILEGED, "privileged execs are not allowed (`privileged`)"));
+        return Err(policy.refuse(Control::Privileged, "privileged execs are not allowed (`privileged`)"));
     }
     if policy.floor.restricted()
         && let Some(user) = user
@@ -34,30 +26,6 @@ pub(super) fn judge_process(policy: &Policy, privileged: bool, user: Option<&str
         judge_option_user(policy, "user", user)?;
     }
     Ok(())
-}
-
-/// A `user` a request names, under `restricted`: a non-zero numeric uid
-/// (`1000`, `1000:1000`, `1000:staff`). A name cannot be verified without the
-/// image's `/etc/passwd` (where any name may be uid 0), so it is refused, as
-/// Kubernetes refuses a non-numeric user under `runAsNonRoot`.
-pub(super) fn judge_option_user(policy: &Policy, field: &str, user: &str) -> Result<(), Refusal> {
-    if !policy.floor.restricted() {
-        return Ok(());
-    }
-    let uid = user.split_once(':').map_or(user, |(uid, _)| uid);
-    match uid.parse::<u32>() {
-        Ok(0) => {
-            Err(policy.refuse(control::RUN_AS_ROOT, format!("running as root is not allowed (`{field}` `{user}`)")))
-        }
-        Ok(_) => Ok(()),
-        Err(_) if uid == "root" => {
-            Err(policy.refuse(control::RUN_AS_ROOT, format!("running as root is not allowed (`{field}` `{user}`)")))
-        }
-        Err(_) => Err(policy.refuse(
-            control::RUN_AS_ROOT,
-            format!("user name `{uid}` cannot be verified as non-root; use a numeric uid (`{field}`)"),
-        )),
-    }
 }
 
 /// The user an image or container runs as when the request names none (`""`: root).
@@ -68,7 +36,7 @@ pub(super) fn judge_effective_user(policy: &Policy, user: &str) -> Result<(), Re
     let user = user.trim();
     if user.is_empty() {
         return Err(policy.refuse(
-            control::RUN_AS_ROOT,
+            Control::RunAsRoot,
             "the image runs as root (no USER) and the request names no `user`; set `user` to a non-zero numeric uid",
         ));
     }
@@ -82,7 +50,7 @@ pub(super) fn judge_setup(policy: &Policy, request: &ContainerSetup) -> Result<(
     for (i, file) in request.files.iter().enumerate() {
         if file.mode() & SET_ID_BITS != 0 {
             return Err(policy.refuse(
-                control::ALLOW_PRIVILEGE_ESCALATION,
+                Control::AllowPrivilegeEscalation,
                 format!("setuid and setgid files are not allowed (`files[{i}].mode` {:o})", file.mode()),
             ));
         }
@@ -95,7 +63,7 @@ pub(super) fn judge_build(policy: &Policy, request: &ImageBuild) -> Result<(), R
         return Ok(());
     }
     if let Some(mode) = &request.network_mode {
-        judge_namespace(policy, "networkMode", mode, control::HOST_NETWORK, &["default", "bridge", "none", "private"])?;
+        judge_namespace(policy, "networkMode", mode, Control::HostNetwork, &["default", "bridge", "none", "private"])?;
     }
     judge_dockerfile(policy, &request.dockerfile)
 }
@@ -120,17 +88,17 @@ fn judge_dockerfile(policy: &Policy, dockerfile: &str) -> Result<(), Refusal> {
                 Some((name, value)) => (name.to_ascii_lowercase(), String::from(unquote(value))),
                 None => (flag.to_ascii_lowercase(), words.peek().map(|v| String::from(unquote(v))).unwrap_or_default()),
             };
-            let refuse = |control: &'static str, why: &str| {
+            let refuse = |control: Control, why: &str| {
                 Err(policy.refuse(control, format!("{why} (`dockerfile` line {line}: `RUN --{flag}`)")))
             };
             match name.as_str() {
                 "network" if !matches!(value.as_str(), "none" | "default") => {
-                    return refuse(control::HOST_NETWORK, "builds may not use the host's network");
+                    return refuse(Control::HostNetwork, "builds may not use the host's network");
                 }
                 "security" if value != "sandbox" => {
-                    return refuse(control::PRIVILEGED, "insecure (privileged) build steps are not allowed");
+                    return refuse(Control::Privileged, "insecure (privileged) build steps are not allowed");
                 }
-                "device" => return refuse(control::DEVICES, "host devices are not allowed in builds"),
+                "device" => return refuse(Control::Devices, "host devices are not allowed in builds"),
                 _ => {}
             }
         }
@@ -179,14 +147,6 @@ fn instructions(dockerfile: &str) -> Vec<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_split_at_the_first_separator() {
-        assert_eq!(split_option("no-new-privileges"), ("no-new-privileges", None));
-        assert_eq!(split_option("label=type:spc_t"), ("label", Some("type:spc_t")));
-        assert_eq!(split_option("label:type:spc_t"), ("label", Some("type:spc_t")));
-        assert_eq!(split_option("seccomp=unconfined"), ("seccomp", Some("unconfined")));
-    }
 
     #[test]
     fn instructions_join_continuations_and_honour_the_escape_directive() {

@@ -17,8 +17,41 @@
 //! object with `reason` and, when known, `exitCode`).
 
 use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
 
 use super::{ErrorCode, WireError};
+
+/// The channel of a live stream: the number in every binary frame's header,
+/// and the `channel` of the `terminal.open` and `display.open` results (a plain
+/// JSON number on the wire). The worker allocates channels from 1 and does not
+/// reuse one while it runs; the default, 0, is never allocated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Channel(u32);
+
+impl Channel {
+    /// The channel numbered `n`.
+    pub const fn new(n: u32) -> Channel {
+        Channel(n)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The next number, wrapping after `u32::MAX` (to 0, which is never allocated).
+    pub(crate) const fn wrapping_next(self) -> Channel {
+        Channel(self.0.wrapping_add(1))
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
 
 /// Length of the header in bytes.
 pub const HEADER_LEN: usize = 13;
@@ -57,7 +90,7 @@ pub struct StreamFrame<'a> {
     /// What the frame carries.
     pub kind: StreamKind,
     /// The stream channel, as returned by `terminal.open` / `display.open`.
-    pub channel: u32,
+    pub channel: Channel,
     /// Stream position of `payload[0]`.
     pub offset: u64,
     /// The bytes.
@@ -86,14 +119,19 @@ impl<'a> StreamFrame<'a> {
         channel.copy_from_slice(&header[1..5]);
         let mut offset = [0u8; 8];
         offset.copy_from_slice(&header[5..13]);
-        Ok(StreamFrame { kind, channel: u32::from_be_bytes(channel), offset: u64::from_be_bytes(offset), payload })
+        Ok(StreamFrame {
+            kind,
+            channel: Channel(u32::from_be_bytes(channel)),
+            offset: u64::from_be_bytes(offset),
+            payload,
+        })
     }
 
     /// Encodes the frame.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.payload.len());
         out.push(self.kind.to_byte());
-        out.extend_from_slice(&self.channel.to_be_bytes());
+        out.extend_from_slice(&self.channel.0.to_be_bytes());
         out.extend_from_slice(&self.offset.to_be_bytes());
         out.extend_from_slice(self.payload);
         out
@@ -106,7 +144,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let f = StreamFrame { kind: StreamKind::Data, channel: 7, offset: 1 << 40, payload: b"ls\r" };
+        let f = StreamFrame { kind: StreamKind::Data, channel: Channel(7), offset: 1 << 40, payload: b"ls\r" };
         let bytes = f.encode();
         assert_eq!(bytes.len(), HEADER_LEN + 3);
         assert_eq!(StreamFrame::decode(&bytes, 1024).unwrap(), f);
@@ -115,7 +153,7 @@ mod tests {
     #[test]
     fn rejects_short_unknown_and_oversized() {
         assert_eq!(StreamFrame::decode(&[1, 0, 0], 1024).unwrap_err().code, ErrorCode::InvalidRequest);
-        let mut bytes = StreamFrame { kind: StreamKind::Data, channel: 1, offset: 0, payload: b"x" }.encode();
+        let mut bytes = StreamFrame { kind: StreamKind::Data, channel: Channel(1), offset: 0, payload: b"x" }.encode();
         bytes[0] = 0x7f;
         assert_eq!(StreamFrame::decode(&bytes, 1024).unwrap_err().code, ErrorCode::InvalidRequest);
         assert_eq!(StreamFrame::decode(&[0u8; 100], 50).unwrap_err().code, ErrorCode::FrameTooLarge);

@@ -16,7 +16,7 @@ pub mod error;
 pub mod limits;
 pub mod messages;
 
-pub use binary::{StreamFrame, StreamKind};
+pub use binary::{Channel, StreamFrame, StreamKind};
 pub use codec::{DecodeError, Incoming, decode_text, encode};
 pub use commands::Command;
 pub use error::{ErrorCode, WireError};

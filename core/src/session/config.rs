@@ -1,11 +1,12 @@
-//! The session's configuration and the values it hands out: [`State`], [`Event`], [`DisconnectReason`].
+//! The session's configuration and the values it hands out: [`State`], [`Event`],
+//! [`DisconnectReason`], and the [`AuditRecord`] of every command frame.
 
 use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
 
 use crate::backoff::BackoffConfig;
-use crate::protocol::{Command, Limits, WireError};
+use crate::protocol::{Channel, Command, Limits, WireError};
 use crate::stream::{StreamConfig, StreamId};
 use crate::time::Instant;
 
@@ -83,10 +84,11 @@ impl Default for SessionConfig {
 pub enum State {
     /// No connection; the next attempt is due at `retry_at`.
     Disconnected {
-        /// When [`Event::Connect`] will be emitted (from `handle_timeout`).
+        /// When [`Event::Connect`] will be emitted (on [`Input::Timeout`](super::Input::Timeout)).
         retry_at: Instant,
     },
-    /// [`Event::Connect`] was emitted; waiting for `handle_connected` or `handle_connect_failed`.
+    /// [`Event::Connect`] was emitted; waiting for [`Input::Connected`](super::Input::Connected) or
+    /// [`Input::ConnectFailed`](super::Input::ConnectFailed).
     Connecting,
     /// Connected, `worker.register` sent, waiting for `worker.registered`.
     Registering,
@@ -123,21 +125,23 @@ impl fmt::Display for DisconnectReason {
     }
 }
 
-/// Something the caller must act on (drained with `poll_event`).
+/// Something the caller must act on (drained as [`Output::Event`](super::Output::Event)).
 // `Execute` carries the command by value: events are drained as soon as they
 // are queued, so a few large slots cost less than an allocation per command.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
-    /// Open a connection now; answer with `handle_connected` or `handle_connect_failed`.
+    /// Open a connection now; answer with [`Input::Connected`](super::Input::Connected) or
+    /// [`Input::ConnectFailed`](super::Input::ConnectFailed).
     Connect,
     /// Drop the current transport (the session already considers it gone).
     Disconnect {
         /// Why.
         reason: DisconnectReason,
     },
-    /// Run a command on the engine; answer with `handle_command_result`.
+    /// Run a command on the engine; answer with [`Input::CommandResult`](super::Input::CommandResult)
+    /// (and any [`Input::CommandProgress`](super::Input::CommandProgress) before it).
     Execute {
         /// The command id.
         id: String,
@@ -146,7 +150,7 @@ pub enum Event {
     },
     /// Open the engine side of a new live stream with
     /// [`Engine::open_stream`](crate::Engine::open_stream); answer like
-    /// [`Event::Execute`], with `handle_command_result` for `id`.
+    /// [`Event::Execute`], with [`Input::CommandResult`](super::Input::CommandResult) for `id`.
     OpenStream {
         /// The command id (`terminal.open` or `display.open`).
         id: String,
@@ -157,12 +161,12 @@ pub enum Event {
     },
     /// Ask the engine to end the stream on `channel`
     /// ([`Engine::close_stream`](crate::Engine::close_stream)); its end is
-    /// reported with `handle_stream_end`.
+    /// reported with [`Input::StreamEnd`](super::Input::StreamEnd).
     CloseStream {
         /// The channel.
-        channel: u32,
+        channel: Channel,
     },
-    /// Take a heartbeat reading; answer with `handle_heartbeat`.
+    /// Take a heartbeat reading; answer with [`Input::Heartbeat`](super::Input::Heartbeat).
     HeartbeatDue,
     /// The orchestrator accepted the worker (the shell persists the id in `worker.json`).
     Registered {
@@ -205,7 +209,8 @@ pub struct AuditRecord {
 pub enum AuditOutcome {
     /// Executed and succeeded.
     Ok,
-    /// Refused or failed with this error (policy refusals name the control in the message).
+    /// Refused or failed with this error (a security-floor refusal carries its control and
+    /// reason in [`WireError::refusal`]).
     Error(WireError),
     /// A re-sent id: the recorded result was sent again, nothing executed.
     Replayed,

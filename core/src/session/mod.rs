@@ -9,9 +9,12 @@
 //!              connect failed / lost / liveness / register timeout / rejected
 //! ```
 //!
-//! The [`Session`] reads no clock and does no I/O: every input carries the
-//! caller's `now`, and every output is queued for the caller to drain. The
-//! [`run`](crate::run) future is the reference caller.
+//! The [`Session`] reads no clock and does no I/O: every [`Input`] is fed
+//! with the caller's `now` through one entry point,
+//! [`handle_input`](Session::handle_input), and every [`Output`] (frames to
+//! send, events to act on, the next deadline) is queued for the caller to
+//! drain with [`poll_output`](Session::poll_output); the drive order is on
+//! [`Session`]. The [`run`](crate::run) future is the reference caller.
 //!
 //! Three rules shape the behaviour on a bad network:
 //!
@@ -29,9 +32,11 @@
 //!   while disconnected are held and sent after re-registering.
 
 mod config;
+mod drive;
 mod streams;
 
 pub use config::{AuditOutcome, AuditRecord, DisconnectReason, Event, SessionConfig, State};
+pub use drive::{Input, Output};
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -53,29 +58,63 @@ use crate::traits::{Frame, TransportError};
 ///
 /// # Driving a session
 ///
-/// Like `str0m`'s `Rtc`: make one change, then drain every output before
-/// waiting for the next input.
+/// Like `str0m`'s `Rtc`: one input in, then every output out, before waiting
+/// again. [`run`](crate::run) is this loop over real I/O.
 ///
-/// 1. Feed one input: `handle_connected`, `handle_connect_failed`,
-///    `handle_disconnected`, `handle_frame`, `handle_command_result`,
-///    `handle_heartbeat` or `handle_timeout`, each with the current time.
-/// 2. Send every [`poll_transmit`](Session::poll_transmit) frame until `None`.
-///    If a send fails, call `handle_disconnected` and keep draining (the
-///    session drops frames of the dead connection and keeps their results).
-/// 3. Act on every [`poll_event`](Session::poll_event) until `None`. Answering
-///    an event (`handle_heartbeat`, `handle_connected`, …) is an input: go back
-///    to 2 after it.
-/// 4. Wait for the next input, or until [`poll_timeout`](Session::poll_timeout),
-///    then call `handle_timeout`.
+/// 1. **Feed one input** with [`handle_input`](Session::handle_input) and the
+///    current time: an [`Input`] says what happened (time passed, a
+///    connection opened or failed, a frame arrived, a command progressed or
+///    finished, a heartbeat reading, stream bytes moved). Every input starts
+///    a new turn of the stream output budget.
+/// 2. **Drain the outputs** with [`poll_output`](Session::poll_output) until
+///    it returns [`Output::Timeout`]: first every [`Output::Transmit`]
+///    (control frames, then stream data within the turn's budget), then each
+///    [`Output::Event`]. Send each frame on the open transport; if a send
+///    fails, feed [`Input::Disconnected`] and keep draining (the session drops
+///    the dead connection's frames and keeps their results). Answering an
+///    event ([`Input::Connected`] after [`Event::Connect`], [`Input::Heartbeat`]
+///    after [`Event::HeartbeatDue`], …) is an input: feed it and keep draining;
+///    the frames it queued come out next. A command's result
+///    ([`Input::CommandResult`]) may come much later.
+/// 3. **Serve the stream windows**: read engine output for each channel of
+///    [`stream_reads`](Session::stream_reads), at most the bytes granted, and
+///    feed [`Input::StreamData`] (or [`Input::StreamEnd`]); write the input of
+///    each channel of [`stream_writes`](Session::stream_writes) and feed
+///    [`Input::StreamWritten`] (or [`Input::StreamInputClosed`]). Each is an
+///    input: drain again after it. The windows change with every input, so
+///    ask for them again after each drain.
+/// 4. **Wait** for whichever comes first: an input (a connection, a frame, a
+///    command step, a stream window becoming ready) or the instant the last
+///    [`Output::Timeout`] carried, then feed [`Input::Timeout`]. A deadline at
+///    or before now is due at once; [`Instant::NEVER`] means only an input can
+///    move the session. When [`has_stream_backlog`](Session::has_stream_backlog)
+///    is true, do not block: take what is ready, then feed [`Input::Timeout`]
+///    (a new turn) and drain again.
 ///
 /// A transport is open exactly while [`State::is_connected`]; when the session
 /// leaves that state (it emits [`Event::Disconnect`] when it decides so itself),
 /// the caller drops the transport.
 ///
 /// ```
-/// use cropscode_core::protocol::{Limits, Mode, Register, PROTOCOL_VERSION};
-/// use cropscode_core::session::{Event, Session, SessionConfig, State};
+/// use cropscode_core::protocol::{Heartbeat, Limits, Mode, Register, PROTOCOL_VERSION};
+/// use cropscode_core::session::{Event, Input, Output, Session, SessionConfig, State};
 /// use cropscode_core::{Frame, Instant};
+///
+/// /// Step 2: drains every output, answering heartbeats; returns the events and the deadline.
+/// fn drain(session: &mut Session, now: Instant, sent: &mut Vec<Frame>) -> (Vec<Event>, Instant) {
+///     let mut events = Vec::new();
+///     loop {
+///         match session.poll_output() {
+///             Output::Transmit(frame) => sent.push(frame),
+///             Output::Event(Event::HeartbeatDue) => {
+///                 session.handle_input(now, Input::Heartbeat(Heartbeat::default()));
+///                 events.push(Event::HeartbeatDue);
+///             }
+///             Output::Event(event) => events.push(event),
+///             Output::Timeout(deadline) => return (events, deadline),
+///         }
+///     }
+/// }
 ///
 /// let register = Register {
 ///     protocol_version: PROTOCOL_VERSION, name: "pi".into(), hostname: "pi".into(),
@@ -84,15 +123,33 @@ use crate::traits::{Frame, TransportError};
 ///     worker_id: None, limits: Limits::DEFAULT,
 /// };
 /// let t0 = Instant::ZERO;
+/// let mut sent = Vec::new();
 /// let mut session = Session::new(SessionConfig::default(), register, t0);
-/// assert!(matches!(session.poll_event(), Some(Event::Connect)));
-/// session.handle_connected(t0);
-/// let Some(Frame::Text(register)) = session.poll_transmit() else { panic!() };
+/// let (events, deadline) = drain(&mut session, t0, &mut sent);
+/// assert!(matches!(events[..], [Event::Connect]));
+/// assert_eq!(deadline, Instant::NEVER, "connecting: only an input moves the session");
+///
+/// // The connection opened (step 1), then drain (step 2).
+/// session.handle_input(t0, Input::Connected);
+/// drain(&mut session, t0, &mut sent);
+/// let Some(Frame::Text(register)) = sent.pop() else { panic!() };
 /// assert!(register.contains(r#""type":"worker.register""#));
-/// session.handle_frame(t0, Frame::Text(r#"{"type":"worker.registered","workerId":"w-1"}"#.into()));
+///
+/// let registered = r#"{"type":"worker.registered","workerId":"w-1"}"#;
+/// session.handle_input(t0, Input::Frame(Frame::Text(registered.into())));
+/// let (events, deadline) = drain(&mut session, t0, &mut sent);
 /// assert_eq!(session.state(), State::Registered);
-/// assert!(matches!(session.poll_event(), Some(Event::Registered { .. })));
-/// assert!(matches!(session.poll_event(), Some(Event::HeartbeatDue)));
+/// assert!(matches!(events[..], [Event::Registered { .. }, Event::HeartbeatDue]));
+/// let Some(Frame::Text(heartbeat)) = sent.pop() else { panic!() };
+/// assert!(heartbeat.contains(r#""type":"worker.heartbeat""#));
+///
+/// // Step 3: no stream is open, so there is nothing to read or write.
+/// assert_eq!(session.stream_reads().count() + session.stream_writes().count(), 0);
+/// // Step 4: nothing else happens; at the deadline (the next heartbeat) time passes.
+/// assert_eq!(deadline, t0 + SessionConfig::default().heartbeat_interval);
+/// session.handle_input(deadline, Input::Timeout);
+/// let (events, _) = drain(&mut session, deadline, &mut sent);
+/// assert!(matches!(events[..], [Event::HeartbeatDue]));
 /// ```
 #[derive(Debug)]
 pub struct Session {
@@ -189,7 +246,7 @@ impl Loss<'_> {
 }
 
 impl Session {
-    /// A session that connects at once: the first [`poll_event`](Session::poll_event) is [`Event::Connect`].
+    /// A session that connects at once: its first [`Output::Event`] is [`Event::Connect`].
     pub fn new(config: SessionConfig, register: Register, now: Instant) -> Session {
         let config = config.normalized();
         let streams = Streams::new(config.streams.clone(), config.limits.max_binary_frame_bytes as usize);
@@ -206,7 +263,7 @@ impl Session {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        session.handle_timeout(now);
+        session.on_timeout(now);
         session
     }
 
@@ -241,8 +298,7 @@ impl Session {
     }
 
     /// A connection is open: send `worker.register` and wait for the answer.
-    pub fn handle_connected(&mut self, now: Instant) {
-        self.streams.new_turn();
+    fn on_connected(&mut self, now: Instant) {
         if self.state.is_connected() {
             tracing::warn!("connected while a connection was open; replacing it");
             self.forget_link(now);
@@ -264,8 +320,7 @@ impl Session {
     }
 
     /// The connection attempt after [`Event::Connect`] failed.
-    pub fn handle_connect_failed(&mut self, now: Instant, error: &TransportError) {
-        self.streams.new_turn();
+    fn on_connect_failed(&mut self, now: Instant, error: &TransportError) {
         if self.state != State::Connecting {
             tracing::debug!(state = ?self.state, "ignoring a connect failure outside of Connecting");
             return;
@@ -274,8 +329,7 @@ impl Session {
     }
 
     /// The open connection broke or was closed by the orchestrator.
-    pub fn handle_disconnected(&mut self, now: Instant, error: &TransportError) {
-        self.streams.new_turn();
+    fn on_disconnected(&mut self, now: Instant, error: &TransportError) {
         if !self.state.is_connected() {
             tracing::debug!(state = ?self.state, "ignoring a disconnect without an open connection");
             return;
@@ -284,25 +338,23 @@ impl Session {
     }
 
     /// A frame arrived on the open connection.
-    pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
-        self.streams.new_turn();
+    fn on_frame(&mut self, now: Instant, frame: Frame) {
         let Some(link) = self.link.as_mut() else {
             tracing::debug!("ignoring a frame without an open connection");
             return;
         };
         link.last_received = link.last_received.max(now);
         match frame {
-            Frame::Text(text) => self.handle_text(now, &text),
-            Frame::Binary(bytes) => self.handle_binary(now, &bytes),
+            Frame::Text(text) => self.on_text(now, &text),
+            Frame::Binary(bytes) => self.on_binary(now, &bytes),
             // The transport answers pings itself; both only prove the peer is alive.
             Frame::Ping(_) | Frame::Pong(_) => {}
-            Frame::Close { code, reason } => self.handle_disconnected(now, &TransportError::Closed { code, reason }),
+            Frame::Close { code, reason } => self.on_disconnected(now, &TransportError::Closed { code, reason }),
         }
     }
 
     /// A command from [`Event::Execute`] finished.
-    pub fn handle_command_result(&mut self, now: Instant, id: String, outcome: Result<Value, WireError>) {
-        self.streams.new_turn();
+    pub(super) fn on_command_result(&mut self, now: Instant, id: String, outcome: Result<Value, WireError>) {
         let outcome = self.stream_command_finished(now, &id, outcome);
         let outcome = outcome.and_then(fit_in_a_frame);
         let audit = match &outcome {
@@ -328,8 +380,7 @@ impl Session {
     /// An interim report of a command still executing: sent as a `progress`
     /// frame while registered. Progress is best effort: it is dropped while
     /// disconnected (the result itself is held) and for ids not executing.
-    pub fn handle_command_progress(&mut self, _now: Instant, id: String, progress: Value) {
-        self.streams.new_turn();
+    fn on_command_progress(&mut self, id: String, progress: Value) {
         if self.state != State::Registered || !matches!(self.journal.lookup(&id), Lookup::InFlight) {
             tracing::trace!(id = %id, "dropping progress");
             return;
@@ -338,8 +389,7 @@ impl Session {
     }
 
     /// The answer to [`Event::HeartbeatDue`]: sends `worker.heartbeat` if still registered.
-    pub fn handle_heartbeat(&mut self, _now: Instant, figures: Heartbeat) {
-        self.streams.new_turn();
+    fn on_heartbeat(&mut self, figures: Heartbeat) {
         if self.state == State::Registered {
             self.send(Outgoing::Heartbeat(figures));
         } else {
@@ -348,8 +398,7 @@ impl Session {
     }
 
     /// Time passed; act on every deadline at or before `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.streams.new_turn();
+    fn on_timeout(&mut self, now: Instant) {
         self.streams.handle_timeout(now);
         self.apply_stream_actions(now);
         match self.state {
@@ -366,7 +415,7 @@ impl Session {
     /// The next frame to send on the open connection: control frames
     /// (results, heartbeats, errors, pings) first, then stream data, round-robin
     /// between streams and at most a turn's budget of it per input.
-    pub fn poll_transmit(&mut self) -> Option<Frame> {
+    fn next_transmit(&mut self) -> Option<Frame> {
         match self.transmits.pop_front() {
             Some(Pending::Frame(frame)) => Some(frame),
             Some(Pending::Result(result)) => Some(Frame::Text(encode(&Outgoing::Result(result)))),
@@ -375,14 +424,9 @@ impl Session {
         }
     }
 
-    /// The next event to act on.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// When to call [`handle_timeout`](Session::handle_timeout) next; `None` while
-    /// only an input can move the session (e.g. while connecting).
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// The earliest deadline; `None` while only an input can move the session
+    /// (e.g. while connecting).
+    fn next_deadline(&self) -> Option<Instant> {
         let streams = self.streams.poll_timeout();
         let link = self.poll_link_timeout();
         match (streams, link) {
@@ -436,7 +480,7 @@ impl Session {
         }
     }
 
-    fn handle_text(&mut self, now: Instant, text: &str) {
+    fn on_text(&mut self, now: Instant, text: &str) {
         match decode_text(text, &self.config.limits) {
             Ok(Incoming::Registered(registered)) => self.on_registered(now, registered),
             Ok(Incoming::Rejected(rejected)) => self.on_rejected(now, rejected),
@@ -457,7 +501,7 @@ impl Session {
     }
 
     /// A binary frame: input for a live stream.
-    fn handle_binary(&mut self, now: Instant, bytes: &[u8]) {
+    fn on_binary(&mut self, now: Instant, bytes: &[u8]) {
         let max = self.config.limits.max_binary_frame_bytes as usize;
         let outcome = StreamFrame::decode(bytes, max).and_then(|frame| self.streams.input_frame(&frame));
         if let Err(error) = outcome {
@@ -614,7 +658,7 @@ impl Session {
         self.events.push_back(Event::BackingOff { delay, attempt, auth });
         // Full jitter can draw a zero delay: connect at once rather than leave a
         // deadline at `now` behind.
-        self.handle_timeout(now);
+        self.on_timeout(now);
     }
 
     fn send(&mut self, message: Outgoing) {

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::{Event, Session, State};
 use crate::protocol::{Command, WireError};
-use crate::stream::{StreamAction, StreamType, Streams};
+use crate::stream::{Channel, StreamAction, StreamType, Streams};
 use crate::time::Instant;
 
 impl Session {
@@ -28,43 +28,39 @@ impl Session {
     }
 
     /// Output bytes the driver may read from the engine now, per channel.
-    pub fn stream_reads(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+    pub fn stream_reads(&self) -> impl Iterator<Item = (Channel, usize)> + '_ {
         self.streams.reads()
     }
 
     /// Input waiting to be written to the engine, per channel.
-    pub fn stream_writes(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+    pub fn stream_writes(&self) -> impl Iterator<Item = (Channel, &[u8])> + '_ {
         self.streams.writes()
     }
 
     /// Output was read from the engine for the stream on `channel`.
-    pub fn handle_stream_data(&mut self, _now: Instant, channel: u32, data: &[u8]) {
-        self.streams.new_turn();
+    pub(super) fn on_stream_data(&mut self, channel: Channel, data: &[u8]) {
         self.streams.on_data(channel, data);
     }
 
     /// `n` bytes of the input from [`stream_writes`](Session::stream_writes) were written.
-    pub fn handle_stream_written(&mut self, _now: Instant, channel: u32, n: usize) {
-        self.streams.new_turn();
+    pub(super) fn on_stream_written(&mut self, channel: Channel, n: usize) {
         self.streams.on_written(channel, n);
     }
 
     /// The stream on `channel` takes no more input.
-    pub fn handle_stream_input_closed(&mut self, _now: Instant, channel: u32) {
-        self.streams.new_turn();
+    pub(super) fn on_stream_input_closed(&mut self, channel: Channel) {
         self.streams.on_input_closed(channel);
     }
 
     /// The engine reports the end of the stream on `channel`.
-    pub fn handle_stream_end(&mut self, now: Instant, channel: u32, exit_code: Option<i32>) {
-        self.streams.new_turn();
+    pub(super) fn on_stream_end(&mut self, now: Instant, channel: Channel, exit_code: Option<i32>) {
         self.streams.on_end(now, channel, exit_code);
         self.apply_stream_actions(now);
     }
 
     /// Stream output is waiting but this turn's budget is spent: take the
-    /// other inputs that are ready, then call any `handle_*` (e.g.
-    /// `handle_timeout`) and drain again.
+    /// other inputs that are ready without blocking, then feed one (at least
+    /// [`Input::Timeout`](super::Input::Timeout)), which starts a new turn, and drain again.
     pub fn has_stream_backlog(&self) -> bool {
         self.state == State::Registered && self.streams.has_backlog()
     }
@@ -111,8 +107,8 @@ impl Session {
         match outcome {
             // A close that waits for the engine: answered when the stream ends.
             Ok(None) => self.apply_stream_actions(now),
-            Ok(Some(result)) => self.handle_command_result(now, id, Ok(result)),
-            Err(error) => self.handle_command_result(now, id, Err(error)),
+            Ok(Some(result)) => self.on_command_result(now, id, Ok(result)),
+            Err(error) => self.on_command_result(now, id, Err(error)),
         }
     }
 
@@ -135,7 +131,7 @@ impl Session {
         while let Some(action) = self.streams.poll_action() {
             match action {
                 StreamAction::Close { channel } => self.events.push_back(Event::CloseStream { channel }),
-                StreamAction::Answer { id, outcome } => self.handle_command_result(now, id, outcome),
+                StreamAction::Answer { id, outcome } => self.on_command_result(now, id, outcome),
             }
         }
     }

@@ -70,6 +70,7 @@ use core::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::protocol::binary::Channel;
 use crate::protocol::binary::{HEADER_LEN, StreamFrame, StreamKind};
 use crate::protocol::commands::{
     DisplayCloseResult, DisplayOpenResult, TerminalCloseResult, TerminalInputResult, TerminalOpen, TerminalOpenResult,
@@ -163,7 +164,7 @@ impl StreamType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamId {
     /// Binary frame channel.
-    pub channel: u32,
+    pub channel: Channel,
     /// `sessionId` in commands.
     pub session_id: String,
     /// Terminal or display.
@@ -225,7 +226,7 @@ pub enum StreamAction {
     /// Ask the engine to end the stream on `channel`.
     Close {
         /// The channel.
-        channel: u32,
+        channel: Channel,
     },
     /// A command the registry held (a close waiting for the end) is answered.
     Answer {
@@ -297,11 +298,11 @@ impl LiveStream {
 #[derive(Debug)]
 pub struct Streams {
     config: StreamConfig,
-    live: BTreeMap<u32, LiveStream>,
-    next_channel: u32,
+    live: BTreeMap<Channel, LiveStream>,
+    next_channel: Channel,
     next_serial: u64,
     /// Round-robin position: serving starts at the first channel at or after it.
-    rotation: u32,
+    rotation: Channel,
     turn_left: usize,
     actions: VecDeque<StreamAction>,
 }
@@ -326,9 +327,9 @@ impl Streams {
             turn_left: config.turn_budget,
             config,
             live: BTreeMap::new(),
-            next_channel: 1,
+            next_channel: Channel::new(1),
             next_serial: 1,
-            rotation: 0,
+            rotation: Channel::new(0),
             actions: VecDeque::new(),
         }
     }
@@ -349,7 +350,7 @@ impl Streams {
     }
 
     /// A snapshot of the stream on `channel`.
-    pub fn info(&self, channel: u32) -> Option<StreamInfo> {
+    pub fn info(&self, channel: Channel) -> Option<StreamInfo> {
         let s = self.live.get(&channel)?;
         Some(StreamInfo {
             id: s.id.clone(),
@@ -368,12 +369,12 @@ impl Streams {
     }
 
     /// Channels the engine still has open (opening, open or closing), for shutdown.
-    pub fn engine_channels(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn engine_channels(&self) -> impl Iterator<Item = Channel> + '_ {
         self.live.iter().filter(|(_, s)| !matches!(s.phase, Phase::Ended { .. })).map(|(channel, _)| *channel)
     }
 
     /// The channel of the stream being opened by command `id`.
-    pub fn opening(&self, id: &str) -> Option<u32> {
+    pub fn opening(&self, id: &str) -> Option<Channel> {
         self.live
             .iter()
             .find(|(_, s)| matches!(&s.phase, Phase::Opening { command } if command == id))
@@ -395,10 +396,10 @@ impl Streams {
             ));
         }
         let mut channel = self.next_channel;
-        while channel == 0 || self.live.contains_key(&channel) {
-            channel = channel.wrapping_add(1);
+        while channel == Channel::new(0) || self.live.contains_key(&channel) {
+            channel = channel.wrapping_next();
         }
-        self.next_channel = channel.wrapping_add(1);
+        self.next_channel = channel.wrapping_next();
         let session_id = format!("{}-{:x}-{}", kind.prefix(), self.config.id_seed, self.next_serial);
         self.next_serial += 1;
         let stream = StreamId { channel, session_id, kind };
@@ -425,7 +426,7 @@ impl Streams {
     pub fn open_finished(
         &mut self,
         now: Instant,
-        channel: u32,
+        channel: Channel,
         outcome: Result<Value, WireError>,
         attached: bool,
     ) -> Result<Value, WireError> {
@@ -459,7 +460,7 @@ impl Streams {
         }
     }
 
-    fn find(&self, kind: StreamType, session_id: &str) -> Result<u32, WireError> {
+    fn find(&self, kind: StreamType, session_id: &str) -> Result<Channel, WireError> {
         self.live
             .iter()
             .find(|(_, s)| s.id.kind == kind && s.id.session_id == session_id)
@@ -492,7 +493,7 @@ impl Streams {
         let offset = request.offset + lost_bytes;
         stream.cursor = Some(offset);
         stream.detached_since = None;
-        tracing::info!(session = session_id, channel, offset, lost_bytes, "terminal re-attached");
+        tracing::info!(session = session_id, channel = channel.get(), offset, lost_bytes, "terminal re-attached");
         encode(&TerminalOpenResult { session_id: session_id.into(), channel, resumed: true, offset, lost_bytes })
     }
 
@@ -522,7 +523,7 @@ impl Streams {
     }
 
     /// Checks that `session_id` is a terminal that can still be resized; returns its channel.
-    pub fn live_terminal(&self, session_id: &str) -> Result<u32, WireError> {
+    pub fn live_terminal(&self, session_id: &str) -> Result<Channel, WireError> {
         let channel = self.find(StreamType::Terminal, session_id)?;
         match self.live.get(&channel).map(|s| &s.phase) {
             Some(Phase::Open) => Ok(channel),
@@ -574,7 +575,7 @@ impl Streams {
     }
 
     /// How many output bytes the driver may read from the engine now, per channel.
-    pub fn reads(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+    pub fn reads(&self) -> impl Iterator<Item = (Channel, usize)> + '_ {
         let window = self.config.unsent_window;
         self.live.iter().filter_map(move |(channel, s)| {
             let max = match (&s.phase, s.send_from()) {
@@ -588,7 +589,7 @@ impl Streams {
     }
 
     /// Input waiting to be written to the engine, per channel.
-    pub fn writes(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+    pub fn writes(&self) -> impl Iterator<Item = (Channel, &[u8])> + '_ {
         self.live
             .iter()
             .filter(|(_, s)| s.phase == Phase::Open)
@@ -597,39 +598,39 @@ impl Streams {
     }
 
     /// Output read from the engine.
-    pub fn on_data(&mut self, channel: u32, data: &[u8]) {
+    pub fn on_data(&mut self, channel: Channel, data: &[u8]) {
         let Some(stream) = self.live.get_mut(&channel) else { return };
         if matches!(stream.phase, Phase::Open | Phase::Closing { .. }) {
             let dropped = stream.output.push(data);
             if dropped > 0 && stream.cursor.is_some_and(|cursor| cursor < stream.output.start()) {
-                tracing::debug!(channel, dropped, "attached stream lost output while closing");
+                tracing::debug!(channel = channel.get(), dropped, "attached stream lost output while closing");
             }
         }
     }
 
     /// `n` input bytes of [`writes`](Self::writes) were written to the engine.
-    pub fn on_written(&mut self, channel: u32, n: usize) {
+    pub fn on_written(&mut self, channel: Channel, n: usize) {
         if let Some(stream) = self.live.get_mut(&channel) {
             stream.input.consume(n);
         }
     }
 
     /// The engine takes no more input on `channel` (its input side closed).
-    pub fn on_input_closed(&mut self, channel: u32) {
+    pub fn on_input_closed(&mut self, channel: Channel) {
         if let Some(stream) = self.live.get_mut(&channel) {
             stream.input.close();
         }
     }
 
     /// The engine reports the end of the stream on `channel`.
-    pub fn on_end(&mut self, now: Instant, channel: u32, exit_code: Option<i32>) {
+    pub fn on_end(&mut self, now: Instant, channel: Channel, exit_code: Option<i32>) {
         let Some(stream) = self.live.get_mut(&channel) else { return };
         let reason = match stream.phase {
             Phase::Closing { reason } => reason,
             Phase::Ended { .. } => return,
             Phase::Opening { .. } | Phase::Open => EndReason::Exited,
         };
-        tracing::info!(channel, session = %stream.id.session_id, reason = reason.as_str(), ?exit_code, "stream ended");
+        tracing::info!(channel = channel.get(), session = %stream.id.session_id, reason = reason.as_str(), ?exit_code, "stream ended");
         stream.input.close();
         if !stream.closers.is_empty() || matches!(reason, EndReason::IdleTimeout | EndReason::Disconnected) {
             let Some(stream) = self.live.remove(&channel) else { return };
@@ -669,7 +670,7 @@ impl Streams {
             .chain(self.live.range(..self.rotation))
             .find(|(_, s)| ready(s))
             .map(|(channel, _)| *channel)?;
-        self.rotation = channel.wrapping_add(1);
+        self.rotation = channel.wrapping_next();
         let stream = self.live.get_mut(&channel)?;
         if let Some(from) = stream.send_from().filter(|from| *from < stream.output.end()) {
             let payload = stream.output.read(from, self.config.frame_payload);
@@ -702,7 +703,7 @@ impl Streams {
     /// ended ones nobody re-attached to.
     pub fn handle_timeout(&mut self, now: Instant) {
         let idle = self.config.idle_timeout;
-        let expired: Vec<u32> = self
+        let expired: Vec<Channel> = self
             .live
             .iter()
             .filter(|(_, s)| s.idle_deadline(idle).is_some_and(|deadline| deadline <= now))
@@ -711,10 +712,10 @@ impl Streams {
         for channel in expired {
             let Some(stream) = self.live.get_mut(&channel) else { continue };
             if matches!(stream.phase, Phase::Ended { .. }) {
-                tracing::info!(channel, session = %stream.id.session_id, "forgetting an ended session nobody re-attached to");
+                tracing::info!(channel = channel.get(), session = %stream.id.session_id, "forgetting an ended session nobody re-attached to");
                 self.live.remove(&channel);
             } else {
-                tracing::info!(channel, session = %stream.id.session_id, ?idle, "closing a session detached for too long");
+                tracing::info!(channel = channel.get(), session = %stream.id.session_id, ?idle, "closing a session detached for too long");
                 stream.phase = Phase::Closing { reason: EndReason::IdleTimeout };
                 stream.input.close();
                 self.actions.push_back(StreamAction::Close { channel });
@@ -735,7 +736,7 @@ fn close_result(kind: StreamType, session_id: &str, exit_code: Option<i32>) -> R
     }
 }
 
-fn refused(channel: u32, refusal: InputRefusal) -> WireError {
+fn refused(channel: Channel, refusal: InputRefusal) -> WireError {
     match refusal {
         InputRefusal::Gap { expected } => WireError::new(
             ErrorCode::InvalidRequest,

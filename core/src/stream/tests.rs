@@ -37,7 +37,11 @@ fn with_terminal() -> (Streams, StreamId) {
 }
 
 /// A decoded output frame: (kind, channel, offset, payload).
-type Sent = (StreamKind, u32, u64, Vec<u8>);
+type Sent = (StreamKind, Channel, u64, Vec<u8>);
+
+const fn ch(n: u32) -> Channel {
+    Channel::new(n)
+}
 
 fn drain(streams: &mut Streams) -> Vec<Sent> {
     let mut out = Vec::new();
@@ -53,7 +57,7 @@ fn drain(streams: &mut Streams) -> Vec<Sent> {
     }
 }
 
-fn data_of(frames: &[Sent], channel: u32) -> Vec<u8> {
+fn data_of(frames: &[Sent], channel: Channel) -> Vec<u8> {
     frames.iter().filter(|f| f.0 == StreamKind::Data && f.1 == channel).flat_map(|f| f.3.clone()).collect()
 }
 
@@ -68,23 +72,23 @@ fn channels_and_session_ids_are_allocated_and_bounded() {
     let mut streams = Streams::new(config(), MAX_FRAME);
     let a = streams.open(StreamType::Terminal, "dev", None, "c-1").unwrap();
     let b = streams.open(StreamType::Display, "dev", None, "c-2").unwrap();
-    assert_eq!((a.channel, a.session_id.as_str()), (1, "t-ab-1"));
-    assert_eq!((b.channel, b.session_id.as_str()), (2, "d-ab-2"));
-    assert_eq!(streams.opening("c-2"), Some(2));
+    assert_eq!((a.channel, a.session_id.as_str()), (ch(1), "t-ab-1"));
+    assert_eq!((b.channel, b.session_id.as_str()), (ch(2), "d-ab-2"));
+    assert_eq!(streams.opening("c-2"), Some(ch(2)));
     streams.open(StreamType::Terminal, "dev", None, "c-3").unwrap();
     let busy = streams.open(StreamType::Terminal, "dev", None, "c-4").unwrap_err();
     assert_eq!(busy.code, ErrorCode::Busy);
 
     let failed = WireError::new(ErrorCode::NotFound, "no such container");
-    assert_eq!(streams.open_finished(t(0), 2, Err(failed.clone()), true), Err(failed));
-    assert!(streams.info(2).is_none(), "a failed open is forgotten");
-    let result = streams.open_finished(t(0), 1, Ok(Value::Null), true).unwrap();
+    assert_eq!(streams.open_finished(t(0), ch(2), Err(failed.clone()), true), Err(failed));
+    assert!(streams.info(ch(2)).is_none(), "a failed open is forgotten");
+    let result = streams.open_finished(t(0), ch(1), Ok(Value::Null), true).unwrap();
     assert_eq!(
         result,
         serde_json::json!({"sessionId": "t-ab-1", "channel": 1, "resumed": false, "offset": 0, "lostBytes": 0})
     );
     let next = streams.open(StreamType::Terminal, "dev", None, "c-5").unwrap();
-    assert_eq!(next.channel, 4, "channels are never reused");
+    assert_eq!(next.channel, ch(4), "channels are never reused");
 }
 
 #[test]
@@ -332,7 +336,7 @@ fn input_is_deduplicated_by_offset_and_bounded() {
     streams.on_written(id.channel, 6);
     assert_eq!(streams.writes().count(), 0);
     streams.input_frame(&frame(6, b"abc")).unwrap();
-    let unknown = StreamFrame { kind: StreamKind::Data, channel: 77, offset: 0, payload: b"x" };
+    let unknown = StreamFrame { kind: StreamKind::Data, channel: ch(77), offset: 0, payload: b"x" };
     assert_eq!(streams.input_frame(&unknown).unwrap_err().code, ErrorCode::NotFound);
     let end = StreamFrame { kind: StreamKind::End, channel: id.channel, offset: 0, payload: b"" };
     assert_eq!(streams.input_frame(&end).unwrap_err().code, ErrorCode::InvalidRequest);
@@ -350,7 +354,7 @@ fn memory_stays_bounded_whatever_the_engine_produces() {
     let chunk = vec![b'z'; 1000];
     for _ in 0..100 {
         // The driver reads only what the windows allow.
-        let reads: Vec<(u32, usize)> = streams.reads().collect();
+        let reads: Vec<(Channel, usize)> = streams.reads().collect();
         for (channel, max) in reads {
             streams.on_data(channel, &chunk[..max.min(chunk.len())]);
         }

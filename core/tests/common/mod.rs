@@ -1,5 +1,6 @@
 //! A session under test with hand-made time, in the manner of str0m's `TestRtc`:
-//! every input is followed by a full drain of the outputs, which are kept with
+//! every input (`Session::handle_input`) is followed by a full drain of
+//! `Session::poll_output` up to its `Timeout`; frames and events are kept with
 //! the instant they appeared at so tests can assert on exact timings.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use cropscode_core::protocol::commands::COMMAND_NAMES;
 use cropscode_core::protocol::{Command, Heartbeat, Limits, Mode, PROTOCOL_VERSION, Register};
-use cropscode_core::session::{Event, Session, SessionConfig, State};
+use cropscode_core::session::{Event, Input, Output as SessionOutput, Session, SessionConfig, State};
 use cropscode_core::{Frame, Instant, TransportError};
 use serde_json::{Value, json};
 
@@ -97,42 +98,75 @@ impl TestSession {
         self.session.state()
     }
 
-    /// Drains transmits and events until both are empty, answering heartbeats and pings.
-    pub fn drain(&mut self) {
+    /// Feeds one input at the current time (without draining).
+    pub fn input(&mut self, input: Input<'_>) {
+        self.session.handle_input(self.now, input);
+    }
+
+    /// Drains the outputs up to the deadline, answering heartbeats and pings;
+    /// returns the deadline, `None` for [`Instant::NEVER`].
+    pub fn drain(&mut self) -> Option<Instant> {
+        let mut pinged = false;
         loop {
-            let mut pinged = false;
-            while let Some(frame) = self.session.poll_transmit() {
-                pinged |= matches!(frame, Frame::Ping(_));
-                self.log.push((self.now, Output::Sent(frame)));
+            let output = self.session.poll_output();
+            // The peer answers once the session has sent everything it had.
+            if pinged && self.peer_answers_pings && !matches!(output, SessionOutput::Transmit(_)) {
+                pinged = false;
+                self.session.handle_input(self.now, Input::Frame(Frame::Pong(Vec::new())));
+                if matches!(output, SessionOutput::Timeout(_)) {
+                    continue; // the pong moves the deadline: poll again
+                }
             }
-            if pinged && self.peer_answers_pings {
-                self.session.handle_frame(self.now, Frame::Pong(Vec::new()));
-                continue;
+            match output {
+                SessionOutput::Transmit(frame) => {
+                    pinged |= matches!(frame, Frame::Ping(_));
+                    self.log.push((self.now, Output::Sent(frame)));
+                }
+                SessionOutput::Event(event) => {
+                    let heartbeat = matches!(event, Event::HeartbeatDue);
+                    self.log.push((self.now, Output::Event(event)));
+                    if heartbeat && self.answer_heartbeats {
+                        self.session.handle_input(self.now, Input::Heartbeat(Heartbeat::default()));
+                    }
+                }
+                SessionOutput::Timeout(deadline) => return (deadline != Instant::NEVER).then_some(deadline),
             }
-            let Some(event) = self.session.poll_event() else { break };
-            let heartbeat = matches!(event, Event::HeartbeatDue);
-            self.log.push((self.now, Output::Event(event)));
-            if heartbeat && self.answer_heartbeats {
-                self.session.handle_heartbeat(self.now, Heartbeat::default());
+        }
+    }
+
+    /// The session's next deadline (`None` when only an input can move it),
+    /// draining whatever outputs are still queued into the log first.
+    pub fn deadline(&mut self) -> Option<Instant> {
+        self.drain()
+    }
+
+    /// The next output if it is a frame to send; anything else queued stays
+    /// for the next [`drain`](Self::drain) (events are logged as they come).
+    pub fn next_transmit(&mut self) -> Option<Frame> {
+        match self.session.poll_output() {
+            SessionOutput::Transmit(frame) => Some(frame),
+            SessionOutput::Event(event) => {
+                self.log.push((self.now, Output::Event(event)));
+                None
             }
+            SessionOutput::Timeout(_) => None,
         }
     }
 
     /// Jumps to the next deadline and handles it. Panics if there is none.
     pub fn step(&mut self) -> Instant {
-        let deadline = self.session.poll_timeout().expect("a deadline");
+        let deadline = self.deadline().expect("a deadline");
         self.now = self.now.max(deadline);
-        self.session.handle_timeout(self.now);
-        self.drain();
-        if let Some(next) = self.session.poll_timeout() {
-            assert!(next > self.now, "handle_timeout left a deadline at or before now");
+        self.session.handle_input(self.now, Input::Timeout);
+        if let Some(next) = self.drain() {
+            assert!(next > self.now, "Input::Timeout left a deadline at or before now");
         }
         self.now
     }
 
     /// Handles every deadline up to and including `t`, then sets the time to `t`.
     pub fn run_until(&mut self, t: Instant) {
-        while self.session.poll_timeout().is_some_and(|deadline| deadline <= t) {
+        while self.deadline().is_some_and(|deadline| deadline <= t) {
             self.step();
         }
         assert!(t >= self.now);
@@ -152,22 +186,22 @@ impl TestSession {
 
     pub fn connected(&mut self) {
         assert_eq!(self.state(), State::Connecting);
-        self.session.handle_connected(self.now);
+        self.input(Input::Connected);
         self.drain();
     }
 
     pub fn connect_failed(&mut self, error: TransportError) {
-        self.session.handle_connect_failed(self.now, &error);
+        self.input(Input::ConnectFailed(&error));
         self.drain();
     }
 
     pub fn disconnected(&mut self, error: TransportError) {
-        self.session.handle_disconnected(self.now, &error);
+        self.input(Input::Disconnected(&error));
         self.drain();
     }
 
     pub fn frame(&mut self, frame: Frame) {
-        self.session.handle_frame(self.now, frame);
+        self.input(Input::Frame(frame));
         self.drain();
     }
 
@@ -191,7 +225,7 @@ impl TestSession {
     }
 
     pub fn finish(&mut self, id: &str) {
-        self.session.handle_command_result(self.now, id.into(), Ok(json!({ "done": id })));
+        self.input(Input::CommandResult { id: id.into(), outcome: Ok(json!({ "done": id })) });
         self.drain();
     }
 

@@ -14,7 +14,8 @@
 //!   the command's, `null` when it had none (an undecodable frame has no command);
 //! - `outcome`: `ok`, the error code (`forbidden`, `not_found`, …), `replayed`
 //!   or `already_running`;
-//! - `control` and `reason`: only for a refusal by the security floor.
+//! - `control` and `reason`: only for a refusal by the security floor, taken
+//!   from the error's structured refusal (`WireError::refusal`), never from its message.
 //!
 //! Params, error messages (they may quote engine output), secrets and file
 //! contents are never written. The file is append-only and size-bounded:
@@ -29,7 +30,6 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cropscode_core::policy::refused_control;
 use cropscode_core::session::{AuditOutcome, AuditRecord};
 
 /// The audit directory under `DATA_DIR`.
@@ -179,11 +179,10 @@ pub fn audit_line(time: SystemTime, record: &AuditRecord) -> String {
         AuditOutcome::Replayed => ("replayed", None, None),
         AuditOutcome::AlreadyRunning => ("already_running", None, None),
         AuditOutcome::Error(error) => {
-            let control = refused_control(error);
-            // Only the floor's own message: it names fields and values of the
+            // Only the floor's own reason: it names fields and values of the
             // request's security options, never a secret or engine output.
-            let reason = control.and_then(|_| error.message.split_once(": ").map(|(_, why)| why));
-            (error.code.as_str(), control, reason)
+            let refusal = error.refusal.as_ref();
+            (error.code.as_str(), refusal.map(|r| r.control.as_str()), refusal.map(|r| r.reason.as_str()))
         }
         _ => ("other", None, None),
     };

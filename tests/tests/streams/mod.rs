@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cropscode_core::protocol::binary::{StreamFrame, StreamKind};
+use cropscode_core::protocol::binary::{Channel, StreamFrame, StreamKind};
 use cropscode_tests::orchestrator::{CommandResult, Event, Orchestrator};
 use cropscode_tests::{COMMAND_TIMEOUT, block_on};
 use serde_json::{Value, json};
@@ -112,7 +112,8 @@ impl<'a> Stream<'a> {
     pub fn send_at(&self, offset: u64, bytes: &[u8]) {
         for (i, piece) in bytes.chunks(60 * 1024).enumerate() {
             let at = offset + (i * 60 * 1024) as u64;
-            let frame = StreamFrame { kind: StreamKind::Data, channel: self.channel, offset: at, payload: piece };
+            let frame =
+                StreamFrame { kind: StreamKind::Data, channel: Channel::new(self.channel), offset: at, payload: piece };
             block_on(self.orchestrator.send_binary(&self.worker_id, frame.encode())).expect("send input");
         }
     }
@@ -135,7 +136,7 @@ impl<'a> Stream<'a> {
             self.cursor = timed.seq + 1;
             let Event::Binary { bytes, .. } = timed.event else { continue };
             let frame = StreamFrame::decode(&bytes, 1 << 20).expect("a valid binary frame");
-            if frame.channel != self.channel {
+            if frame.channel.get() != self.channel {
                 continue;
             }
             match frame.kind {

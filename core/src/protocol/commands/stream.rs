@@ -17,6 +17,7 @@ use super::bounds::*;
 use super::container::validate_target;
 use super::content::{EnvVars, Length};
 use super::validate::{self as check, Check};
+use crate::protocol::binary::Channel;
 
 fn default_shell() -> Vec<String> {
     alloc::vec![String::from(DEFAULT_SHELL)]
@@ -111,7 +112,7 @@ pub struct TerminalOpenResult {
     /// Id for `terminal.input`, `.resize`, `.close` and re-attaching.
     pub session_id: String,
     /// Binary frame channel of the session's bytes (both directions).
-    pub channel: u32,
+    pub channel: Channel,
     /// An existing session was re-attached.
     pub resumed: bool,
     /// Output offset of the next byte the worker sends on `channel`.
@@ -262,7 +263,7 @@ pub struct DisplayOpenResult {
     /// Id for `display.close`.
     pub session_id: String,
     /// Binary frame channel of the relayed bytes (both directions).
-    pub channel: u32,
+    pub channel: Channel,
 }
 
 /// `display.close`: end a display relay.

@@ -41,9 +41,9 @@ impl LiveStreams {
                 Ok(socket) => {
                     // Keystrokes and pointer moves are small; do not hold them back.
                     let _ = socket.set_nodelay(true);
-                    tracing::info!(session = %stream.session_id, channel = stream.channel, %address, "display relay opened");
+                    tracing::info!(session = %stream.session_id, channel = stream.channel.get(), %address, "display relay opened");
                     self.insert(
-                        stream.channel,
+                        stream.channel.get(),
                         Live {
                             session_id: stream.session_id,
                             pipe: Some(Pipe::Tcp(socket)),

@@ -46,7 +46,7 @@ impl LiveStreams {
         }
         tracing::info!(
             session = %stream.session_id,
-            channel = stream.channel,
+            channel = stream.channel.get(),
             container = %owned.id,
             exec = %exec_id,
             "terminal opened"
@@ -59,7 +59,7 @@ impl LiveStreams {
             user: request.user.clone(),
         };
         self.insert(
-            stream.channel,
+            stream.channel.get(),
             Live { session_id: stream.session_id, pipe: Some(Pipe::Exec(io)), exec: Some(exec), phase: Phase::Flowing },
         );
         Ok(())

@@ -47,7 +47,7 @@ use std::task::{Context, Poll};
 use cropscode_core::policy::SecurityFloor;
 use cropscode_core::protocol::{Command, ErrorCode, WireError};
 use cropscode_core::stream::StreamId;
-use cropscode_core::{Engine, StreamRead, StreamWrite};
+use cropscode_core::{Channel, Engine, StreamRead, StreamWrite};
 use cropscode_engine_api::{Endpoint, EngineClient, EngineKind};
 use serde::Serialize;
 use serde_json::Value;
@@ -238,16 +238,16 @@ impl Engine for WorkerEngine {
         Execution::new(ProgressSink::default(), Box::pin(work))
     }
 
-    fn poll_stream_read(&self, channel: u32, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
-        self.streams.live.poll_read(channel, cx, buf)
+    fn poll_stream_read(&self, channel: Channel, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<StreamRead> {
+        self.streams.live.poll_read(channel.get(), cx, buf)
     }
 
-    fn poll_stream_write(&self, channel: u32, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
-        self.streams.live.poll_write(channel, cx, data)
+    fn poll_stream_write(&self, channel: Channel, cx: &mut Context<'_>, data: &[u8]) -> Poll<StreamWrite> {
+        self.streams.live.poll_write(channel.get(), cx, data)
     }
 
-    fn close_stream(&self, channel: u32) {
-        self.streams.live.close(channel)
+    fn close_stream(&self, channel: Channel) {
+        self.streams.live.close(channel.get())
     }
 
     /// Kept in the state every clone shares (`selection::Shared`): whichever clone executes
