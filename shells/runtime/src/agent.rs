@@ -62,6 +62,8 @@ pub struct AgentBuilder {
     token: Secret,
     data_dir: PathBuf,
     worker_state: Option<PathBuf>,
+    /// `worker.json` once read (by `stored_worker_id` or `build`), so it is read once.
+    stored: std::cell::OnceCell<Option<WorkerState>>,
     name: Option<String>,
     mode: Mode,
     policy: Policy,
@@ -98,6 +100,7 @@ impl AgentBuilder {
             token,
             data_dir: data_dir.into(),
             worker_state: None,
+            stored: std::cell::OnceCell::new(),
             name: None,
             mode: Mode::Byom,
             policy: Policy::new(SecurityFloor::Baseline),
@@ -163,6 +166,7 @@ impl AgentBuilder {
     /// Where the registration state lives (default `data_dir/worker.json`).
     pub fn worker_state_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.worker_state = Some(path.into());
+        self.stored = std::cell::OnceCell::new();
         self
     }
 
@@ -176,7 +180,11 @@ impl AgentBuilder {
     /// The `workerId` of the last registration (from `worker.json`), which the
     /// agent announces; e.g. for an engine that must know it before starting.
     pub fn stored_worker_id(&self) -> Option<String> {
-        stored_state(&self.worker_state_path()).map(|s| s.worker_id)
+        self.stored().as_ref().map(|s| s.worker_id.clone())
+    }
+
+    fn stored(&self) -> &Option<WorkerState> {
+        self.stored.get_or_init(|| stored_state(&self.worker_state_path()))
     }
 
     fn worker_state_path(&self) -> PathBuf {
@@ -188,6 +196,7 @@ impl AgentBuilder {
     /// created, or no system figures.
     pub fn build<E: Engine>(self, engine: E) -> Result<Agent<E>, BuildError> {
         let worker_state = self.worker_state_path();
+        let worker_id = self.stored().as_ref().map(|s| s.worker_id.clone());
         let AgentBuilder {
             url,
             token,
@@ -231,7 +240,7 @@ impl AgentBuilder {
             container_engines,
             agent_version,
             mode,
-            worker_id: stored_state(&worker_state).map(|s| s.worker_id),
+            worker_id,
             // The worker announces the bounds it applies.
             limits: session.limits,
         };
