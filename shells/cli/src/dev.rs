@@ -192,7 +192,7 @@ impl Scratch {
     fn new() -> Result<Scratch, Failure> {
         let name = format!("cropscode-dev-{}-{}", std::process::id(), &random_token()[..8]);
         let path = std::env::temp_dir().join(name);
-        config::files::create_private_dir(&path)
+        cropscode_runtime::state::create_private_dir(&path)
             .map_err(|e| Failure::Runtime(format!("cannot create {}: {e}", path.display())))?;
         Ok(Scratch { path })
     }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use cropscode_core::protocol::Mode;
 use cropscode_core::{Connector, Frame, Secret, Transport, TransportError};
+use cropscode_runtime::{WorkerState, read_worker_state};
 
 use crate::Failure;
-use crate::config::files::{self, WorkerState};
 use crate::config::parse::show_duration;
 use crate::config::{self, Config, Env, Key, Setting};
 use crate::flags::config_flags;
@@ -171,7 +171,7 @@ fn rows(config: &Config, hostname: &str) -> Vec<Row> {
 }
 
 fn registration(config: &Config) -> String {
-    match files::read_worker_state(&config.paths.worker_state) {
+    match read_worker_state(&config.paths.worker_state) {
         Ok(Some(WorkerState { worker_id, name, registered_at })) => {
             format!("worker id {worker_id} (as \"{name}\", at Unix time {registered_at})")
         }

@@ -2,8 +2,6 @@
 //!
 //! `cargo run --release -p cropscode-runtime --example heartbeat_cost [DATA_DIR]`
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use cropscode_core::SystemProbe;
@@ -12,7 +10,7 @@ use cropscode_runtime::{SysProbe, system_info};
 fn main() -> std::io::Result<()> {
     let data_dir = std::env::args_os().nth(1).map_or_else(std::env::temp_dir, Into::into);
     let started = Instant::now();
-    let mut probe = SysProbe::new(&data_dir, Arc::new(AtomicU32::new(0)))?;
+    let mut probe = SysProbe::new(&data_dir)?;
     println!("setup (system, disk list): {:?}", started.elapsed());
     println!("{:?}", system_info());
     println!("data dir {} is on {:?}", data_dir.display(), probe.data_disk_mount_point());

@@ -8,13 +8,13 @@
 //! microseconds. Nothing on the heartbeat path lists processes or re-reads
 //! the mount table (`refresh_all` walks every process: ~44 ms).
 //!
-//! `containersRunning` is whatever the engine layer last stored in the shared
-//! counter handed to [`SysProbe::new`]; the gateway fields are not known here.
+//! `containersRunning` is not the machine's to tell: the probe reports 0 and
+//! the driver puts the engine's count in its place
+//! ([`Engine::containers_running`](cropscode_core::Engine::containers_running));
+//! the gateway fields are not known here.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use cropscode_core::SystemProbe;
 use cropscode_core::protocol::Heartbeat;
@@ -66,17 +66,15 @@ pub struct SysProbe {
     disks: Disks,
     /// Index in `disks` of the disk holding the data directory.
     data_disk: Option<usize>,
-    containers_running: Arc<AtomicU32>,
 }
 
 impl SysProbe {
     /// A probe reporting on the disk that holds `data_dir` (which need not
-    /// exist yet: its nearest existing ancestor decides) and on the running
-    /// containers counted in `containers_running`.
+    /// exist yet: its nearest existing ancestor decides).
     ///
     /// Takes a first CPU reading, so that the first heartbeat reports usage
     /// over the time since.
-    pub fn new(data_dir: &Path, containers_running: Arc<AtomicU32>) -> io::Result<SysProbe> {
+    pub fn new(data_dir: &Path) -> io::Result<SysProbe> {
         let system = System::new_with_specifics(
             RefreshKind::nothing()
                 .with_cpu(CpuRefreshKind::nothing().with_usage())
@@ -95,7 +93,7 @@ impl SysProbe {
                 tracing::warn!(data_dir = %dir.display(), "no disk found for the data directory; heartbeats omit disk figures")
             }
         }
-        Ok(SysProbe { system, disks, data_disk, containers_running })
+        Ok(SysProbe { system, disks, data_disk })
     }
 
     /// Where the disk holding the data directory is mounted, if one was found.
@@ -126,7 +124,8 @@ impl SystemProbe for SysProbe {
             memory_free: self.system.available_memory().min(self.system.total_memory()),
             disk_total,
             disk_free,
-            containers_running: self.containers_running.load(Ordering::Relaxed),
+            // The engine's figure replaces this one (`Engine::containers_running`).
+            containers_running: 0,
             gateway_status: None,
             gateway_status_detail: None,
         }

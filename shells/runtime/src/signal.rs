@@ -2,7 +2,7 @@
 //!
 //! [`shutdown_signal`] installs the handlers at once — a signal that arrives
 //! before the future is first polled is not lost — and returns a future that
-//! resolves on the first one. It goes to `run_worker` as its `shutdown`
+//! resolves on the first one. It goes to [`Agent::run`](crate::Agent::run) as its `shutdown`
 //! argument: the session then sends a normal close and returns. Dropping the
 //! future restores the default handlers, so a second Ctrl-C during a slow
 //! shutdown still ends the process.

@@ -1,7 +1,5 @@
 //! The system probe reports plausible figures, cheaply refreshed.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use cropscode_core::SystemProbe;
@@ -21,8 +19,7 @@ fn registration_figures_are_real() {
 #[test]
 fn heartbeat_figures_are_plausible() {
     let data_dir = std::env::temp_dir().join("cropscode-probe-test").join("not-created");
-    let containers = Arc::new(AtomicU32::new(0));
-    let mut probe = SysProbe::new(&data_dir, containers.clone()).expect("probe");
+    let mut probe = SysProbe::new(&data_dir).expect("probe");
     let total = system_info().memory_total;
 
     // Let some CPU time pass so usage has an interval to cover.
@@ -47,7 +44,6 @@ fn heartbeat_figures_are_plausible() {
     }
     assert_eq!(last.containers_running, 0);
     assert_eq!((last.gateway_status.as_deref(), last.gateway_status_detail.as_deref()), (None, None));
-
-    containers.store(3, Ordering::Relaxed);
-    assert_eq!(probe.heartbeat().containers_running, 3);
+    // The running count is the engine's (`Engine::containers_running`): see
+    // `agent_wiring.rs`, where the heartbeat carries a custom engine's count.
 }

@@ -1,5 +1,7 @@
 //! The agent's files: reading the configuration files into raw key/value
-//! entries, and writing `credentials.json` and `worker.json` safely.
+//! entries, and writing `credentials.json` safely (atomically, with the
+//! runtime's [`write_atomically`]; `worker.json` is the runtime's own:
+//! [`cropscode_runtime::state`]).
 //!
 //! - fleet: `agent.yaml` (keys are the environment names in lower case);
 //! - BYOM: `~/.cropscode/credentials.json` (`{"token", "orchestratorUrl"}`, mode
@@ -13,11 +15,11 @@
 //! malformed file cannot leak through one.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use cropscode_core::Secret;
-use serde::{Deserialize, Serialize};
+use cropscode_runtime::state::write_atomically;
 
 use super::{ConfigError, Key};
 
@@ -174,81 +176,6 @@ pub fn write_credentials(path: &Path, credentials: &Credentials) -> io::Result<(
     write_atomically(path, &bytes, 0o600)
 }
 
-/// `worker.json`: what the orchestrator said when the worker last registered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerState {
-    /// The id the orchestrator gave this worker.
-    pub worker_id: String,
-    /// The name it registered with.
-    pub name: String,
-    /// When, in Unix seconds.
-    pub registered_at: u64,
-}
-
-/// Reads `worker.json`. A damaged file is reported, not fatal: it is state the
-/// worker rewrites at its next registration.
-pub fn read_worker_state(path: &Path) -> Result<Option<WorkerState>, String> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-/// Writes `worker.json` atomically (temporary file + rename).
-pub fn write_worker_state(path: &Path, state: &WorkerState) -> io::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
-    bytes.push(b'\n');
-    write_atomically(path, &bytes, 0o644)
-}
-
-/// Replaces `path` with `bytes` so that readers see the old or the new content,
-/// never a torn one. The temporary file is created with `mode` (unix), so a
-/// secret is never briefly readable by others.
-pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
-    let name = path.file_name().ok_or_else(|| io::Error::other("not a file path"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut file = open_new(&tmp, mode)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Creates `dir` (and parents) with mode 0700 on unix when it does not exist.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-fn open_new(path: &Path, mode: u32) -> io::Result<fs::File> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    options.open(path)
-}
-
 /// Refuses a credentials file that others can read or that another user owns.
 #[cfg(unix)]
 pub fn check_private(path: &Path) -> Result<(), ConfigError> {
@@ -331,17 +258,5 @@ mod tests {
         write_atomically(&path, br#"{"token": "s3cret-value" "#, 0o600).unwrap();
         let err = read_credentials(&path).unwrap_err().to_string();
         assert!(!err.contains("s3cret"), "{err}");
-    }
-
-    #[test]
-    fn worker_state_round_trip() {
-        let dir = temp_dir("state");
-        let path = dir.join("worker.json");
-        assert_eq!(read_worker_state(&path), Ok(None));
-        let state = WorkerState { worker_id: "w-1".into(), name: "pi".into(), registered_at: 1_700_000_000 };
-        write_worker_state(&path, &state).unwrap();
-        assert_eq!(read_worker_state(&path), Ok(Some(state)));
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"workerId\"") && text.contains("\"registeredAt\""), "{text}");
     }
 }

@@ -25,7 +25,8 @@ use cropscode_core::protocol::Mode;
 use cropscode_engine::EnginePreference;
 use tracing_subscriber::filter::Targets;
 
-pub use parse::{LogFormat, SecurityFloor};
+pub use cropscode_core::policy::SecurityFloor;
+pub use parse::LogFormat;
 pub use resolve::resolve;
 
 /// One configuration key, with its environment name (the canonical name), its
@@ -393,11 +394,6 @@ pub mod defaults {
 }
 
 impl Config {
-    /// The worker name, or `hostname` when none is configured.
-    pub fn name_or(&self, hostname: &str) -> String {
-        self.worker_name.as_ref().map_or_else(|| hostname.to_owned(), |s| s.value.clone())
-    }
-
     /// The URL, or an error saying how to set one.
     pub fn require_url(&self) -> Result<&Setting<String>, ConfigError> {
         self.orchestrator_url.as_ref().ok_or_else(|| ConfigError {

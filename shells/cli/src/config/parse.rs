@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use cropscode_core::policy::SecurityFloor;
 use cropscode_core::protocol::Mode;
 use tracing_subscriber::filter::Targets;
 
@@ -143,39 +144,11 @@ impl fmt::Display for LogFormat {
     }
 }
 
-/// `SECURITY_FLOOR`: the least the machine's owner accepts, whatever the
-/// orchestrator asks for. Set only locally; enforced by the security-floor issue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SecurityFloor {
-    /// Kubernetes Pod Security Standards "Baseline", mapped to container options.
-    #[default]
-    Baseline,
-    /// Baseline plus dropped capabilities, non-root users and no bind mounts.
-    Restricted,
-    /// No floor: chosen explicitly by the machine's owner.
-    None,
-}
-
-impl SecurityFloor {
-    /// Parses `baseline`, `restricted` or `none`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "baseline" => Ok(SecurityFloor::Baseline),
-            "restricted" => Ok(SecurityFloor::Restricted),
-            "none" => Ok(SecurityFloor::None),
-            _ => Err(format!("expected baseline, restricted or none, got '{text}'")),
-        }
-    }
-}
-
-impl fmt::Display for SecurityFloor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SecurityFloor::Baseline => "baseline",
-            SecurityFloor::Restricted => "restricted",
-            SecurityFloor::None => "none",
-        })
-    }
+/// `SECURITY_FLOOR`: core's [`SecurityFloor`] (its one table of names), read
+/// as the other settings are: surrounding spaces and letter case do not matter.
+pub fn security_floor(text: &str) -> Result<SecurityFloor, String> {
+    SecurityFloor::parse(&text.trim().to_ascii_lowercase())
+        .map_err(|_| format!("expected baseline, restricted or none, got '{text}'"))
 }
 
 /// A comma-separated list of absolute paths (`ALLOWED_BIND_ROOTS`); empty means none.
@@ -249,8 +222,9 @@ mod tests {
         assert!(mode("cloud").unwrap_err().contains("byom or fleet"));
         assert_eq!(LogFormat::parse("json"), Ok(LogFormat::Json));
         assert!(LogFormat::parse("xml").is_err());
-        assert_eq!(SecurityFloor::parse("restricted"), Ok(SecurityFloor::Restricted));
-        assert!(SecurityFloor::parse("lax").is_err());
+        assert_eq!(security_floor("restricted"), Ok(SecurityFloor::Restricted));
+        assert_eq!(security_floor(" None "), Ok(SecurityFloor::None));
+        assert!(security_floor("lax").unwrap_err().contains("expected baseline, restricted or none, got 'lax'"));
         assert_eq!(jitter("0.5"), Ok(0.5));
         assert!(jitter("1.5").is_err());
         assert!(jitter("nan").is_err());

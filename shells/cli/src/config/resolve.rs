@@ -13,8 +13,9 @@ use cropscode_core::Secret;
 use cropscode_core::protocol::Mode;
 use cropscode_engine::EnginePreference;
 
+use super::SecurityFloor;
 use super::files::{self, FileEntry};
-use super::parse::{self, LogFormat, SecurityFloor};
+use super::parse::{self, LogFormat};
 use super::{Config, ConfigError, Env, Flags, Key, LogLevel, Paths, Setting, Source, defaults};
 
 /// Shortest accepted timer value: anything shorter would make the worker spin.
@@ -162,7 +163,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config, ConfigError> {
         data_dir,
         podman_path: layers.get(Key::PodmanPath, parse::path)?,
         container_engine: layers.get_or(Key::ContainerEngine, EnginePreference::default(), |t| t.parse())?,
-        security_floor: layers.get_or(Key::SecurityFloor, SecurityFloor::default(), SecurityFloor::parse)?,
+        security_floor: layers.get_or(Key::SecurityFloor, SecurityFloor::default(), parse::security_floor)?,
         ca_file,
         log_format: layers.get_or(Key::LogFormat, LogFormat::default(), LogFormat::parse)?,
         log_level: layers.get_or(Key::LogLevel, default_log_level(), |t| {

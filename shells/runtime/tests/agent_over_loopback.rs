@@ -1,4 +1,4 @@
-//! `run_worker` end to end over a loopback socket: it registers with the
+//! An [`Agent`] end to end over a loopback socket: it registers with the
 //! system's figures, sends heartbeats, routes a command to the engine and
 //! answers it, and on shutdown closes with 1000 and returns.
 
@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
-use cropscode_core::protocol::{Command, ErrorCode, Limits, Mode, PROTOCOL_VERSION, Register, WireError};
-use cropscode_core::{Engine, Event, Secret, Step};
-use cropscode_runtime::{WorkerOptions, run_worker, system_info};
+use cropscode_core::protocol::{Command, ErrorCode, Limits, PROTOCOL_VERSION, WireError};
+use cropscode_core::{Engine, Event, Secret, SessionConfig, Step};
+use cropscode_runtime::Agent;
 use futures_lite::StreamExt;
 use serde_json::{Value, json};
 
@@ -25,24 +25,9 @@ impl Engine for NoEngine {
             "no engine in this test",
         ))))
     }
-}
 
-fn register() -> Register {
-    let info = system_info();
-    Register {
-        protocol_version: PROTOCOL_VERSION,
-        name: "test-worker".into(),
-        hostname: info.hostname,
-        platform: info.platform,
-        arch: info.arch,
-        cpu_count: info.cpu_count,
-        memory_total: info.memory_total,
-        container_engines: Vec::new(),
-        agent_version: env!("CARGO_PKG_VERSION").into(),
-        mode: Mode::Byom,
-        worker_id: None,
-        // Deliberately off: run_worker announces the session's limits.
-        limits: Limits { max_json_depth: 3, ..Limits::DEFAULT },
+    fn containers_running(&self) -> Option<u32> {
+        Some(2)
     }
 }
 
@@ -67,23 +52,23 @@ fn the_worker_registers_beats_answers_and_closes_on_shutdown() {
 
     let server = smol::block_on(support::listen());
     let (listener, port) = server;
-    let mut options = WorkerOptions::new(
+    let session = SessionConfig { heartbeat_interval: Duration::from_millis(100), ..SessionConfig::default() };
+    let seen = events.clone();
+    let agent = Agent::builder(
         format!("ws://127.0.0.1:{port}/worker"),
         Secret::new("tok-run"),
         support::temp_dir().join("data"),
-        register(),
-    );
-    options.session.heartbeat_interval = Duration::from_millis(100);
-    let containers = options.containers_running.clone();
-    containers.store(2, std::sync::atomic::Ordering::Relaxed);
+    )
+    .name("test-worker")
+    .session(session)
+    .on_event(move |event: &Event| seen.lock().unwrap().push(format!("{event:?}")))
+    .build(NoEngine)
+    .expect("build");
 
-    let seen = events.clone();
     let worker = std::thread::spawn(move || {
-        let mut on_event = |event: &Event| seen.lock().unwrap().push(format!("{event:?}"));
-        let shutdown = async move {
+        agent.run(async move {
             let _ = stop_rx.recv().await;
-        };
-        run_worker(options, &NoEngine, &mut on_event, shutdown)
+        })
     });
 
     smol::block_on(async {
@@ -129,7 +114,7 @@ fn the_worker_registers_beats_answers_and_closes_on_shutdown() {
         assert_eq!(close.map(|c| u16::from(c.code)), Some(1000));
     });
 
-    worker.join().expect("worker thread").expect("run_worker");
+    worker.join().expect("worker thread");
     let events = events.lock().unwrap();
     assert!(events.iter().any(|e| e.contains("Registered") && e.contains("w-7")), "{events:?}");
     assert!(!events.iter().any(|e| e.contains("tok-run")), "{events:?}");
@@ -137,7 +122,7 @@ fn the_worker_registers_beats_answers_and_closes_on_shutdown() {
 
 #[test]
 fn an_insecure_url_fails_at_startup() {
-    let options = WorkerOptions::new("ws://example.com/worker", Secret::new("t"), support::temp_dir(), register());
-    let error = run_worker(options, &NoEngine, &mut |_| {}, std::future::pending()).unwrap_err();
+    let error =
+        Agent::builder("ws://example.com/worker", Secret::new("t"), support::temp_dir()).build(NoEngine).unwrap_err();
     assert!(error.to_string().contains("example.com"), "{error}");
 }
