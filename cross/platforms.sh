@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Windows and macOS, checked here on Linux (issue 7; see cross/README.md, "Windows and macOS"):
+# Windows and macOS, checked here on Linux (see cross/README.md, "Windows and macOS"):
 #   1. type-checks the whole workspace (libraries and binaries, the integration harness too) for
 #      every platform the worker promises but this machine cannot run: x86_64-pc-windows-gnu,
 #      x86_64-pc-windows-msvc, aarch64-apple-darwin, x86_64-apple-darwin, so every

@@ -12,7 +12,7 @@ use core::task::{Context, Poll};
 
 use futures_lite::Stream;
 
-use crate::policy::SecurityFloor;
+use crate::policy::floor::SecurityFloor;
 use crate::protocol::{Channel, Command, Heartbeat, WireError};
 use crate::stream::StreamId;
 use crate::time::Instant;

@@ -34,7 +34,7 @@ use cropscode_core::protocol::{Heartbeat, WireError};
 use cropscode_engine_api::{ContainerSpec, Endpoint, EngineClient, ListContainers, ListImages, RemoveContainer};
 use serde_json::{Value, json};
 
-use crate::orchestrator::{CommandResult, Event, Orchestrator};
+use crate::orchestrator::{CommandAnswer, Event, Orchestrator};
 use crate::{Registration, WorkerProcess, WorkerSpec, block_on, start_orchestrator, wait_registered};
 
 /// Written by `tests/env/prepare.sh`: `export DOCKER_SOCK=… PODMAN_SOCK=… REGISTRY=…`.
@@ -259,12 +259,12 @@ impl EngineRun {
     }
 
     /// Sends a command through the orchestrator and waits up to [`COMMAND_TIMEOUT`].
-    pub fn command(&self, kind: &str, params: Value) -> CommandResult {
+    pub fn command(&self, kind: &str, params: Value) -> CommandAnswer {
         self.command_within(kind, params, COMMAND_TIMEOUT)
     }
 
     /// Sends a command and waits up to `timeout` for its result.
-    pub fn command_within(&self, kind: &str, params: Value, timeout: Duration) -> CommandResult {
+    pub fn command_within(&self, kind: &str, params: Value, timeout: Duration) -> CommandAnswer {
         let sent = params.to_string();
         let started = Instant::now();
         let answer = block_on(self.orchestrator.command(&self.worker_id, kind, params, timeout));
@@ -518,47 +518,14 @@ macro_rules! engine_tests {
     };
 }
 
-/// Standard base64 with padding (for `outputEncoding: base64` and file contents).
+/// Standard base64 with padding (for `outputEncoding: base64` and file contents): the worker's own.
 pub fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    cropscode_core::protocol::commands::base64_encode(bytes)
 }
 
-/// Decodes standard base64 (padding optional); panics on anything else.
+/// Decodes the worker's base64; panics on anything else.
 pub fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {c:?} in {text:?}"),
-        }
-    };
-    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for chunk in digits.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= value(c) << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    out
+    cropscode_core::protocol::commands::base64_decode(text).unwrap_or_else(|e| panic!("not base64 ({e}): {text:?}"))
 }
 
 #[cfg(test)]

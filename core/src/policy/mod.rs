@@ -42,7 +42,6 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::str::FromStr;
 
 use crate::protocol::Command;
 use crate::protocol::WireError;
@@ -52,6 +51,7 @@ use crate::protocol::commands::{
 
 mod create;
 mod engine;
+pub(crate) mod floor;
 mod paths;
 mod process;
 mod rules;
@@ -62,78 +62,7 @@ mod fixtures;
 pub use crate::protocol::error::Control;
 pub use create::{Constraints, tenant_scoped_name, tenant_volume_name};
 pub use engine::PolicedEngine;
-
-/// The least the machine's owner accepts (`SECURITY_FLOOR`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum SecurityFloor {
-    /// No controls (chosen explicitly by the owner; logged loudly at startup).
-    /// The engine sockets are still never mounted.
-    None,
-    /// Kubernetes' Pod Security Standards Baseline, mapped to container options. The default.
-    #[default]
-    Baseline,
-    /// Baseline plus forced hardening (Pod Security Standards Restricted).
-    Restricted,
-}
-
-impl SecurityFloor {
-    /// Every level, weakest first.
-    pub const ALL: [SecurityFloor; 3] = [SecurityFloor::None, SecurityFloor::Baseline, SecurityFloor::Restricted];
-
-    /// `none`, `baseline` or `restricted`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SecurityFloor::None => "none",
-            SecurityFloor::Baseline => "baseline",
-            SecurityFloor::Restricted => "restricted",
-        }
-    }
-
-    /// Parses `none`, `baseline` or `restricted` (exactly; no other spelling).
-    pub fn parse(text: &str) -> Result<SecurityFloor, ParseFloorError> {
-        match text {
-            "none" => Ok(SecurityFloor::None),
-            "baseline" => Ok(SecurityFloor::Baseline),
-            "restricted" => Ok(SecurityFloor::Restricted),
-            _ => Err(ParseFloorError),
-        }
-    }
-
-    fn at_least_baseline(self) -> bool {
-        self >= SecurityFloor::Baseline
-    }
-
-    fn restricted(self) -> bool {
-        self == SecurityFloor::Restricted
-    }
-}
-
-impl fmt::Display for SecurityFloor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SecurityFloor {
-    type Err = ParseFloorError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SecurityFloor::parse(s)
-    }
-}
-
-/// A `SECURITY_FLOOR` value that is not `none`, `baseline` or `restricted`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParseFloorError;
-
-impl fmt::Display for ParseFloorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("must be `baseline`, `restricted` or `none`")
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for ParseFloorError {}
+pub use floor::{ParseFloorError, SecurityFloor};
 
 /// Why the floor refuses a request: the control it breaks and what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -507,19 +507,19 @@ impl Streams {
 
     /// A binary frame from the orchestrator.
     pub fn input_frame(&mut self, frame: &StreamFrame<'_>) -> Result<(), WireError> {
+        // The kind first: a frame the orchestrator may never send is refused the same
+        // way whatever its channel.
+        if frame.kind != StreamKind::Data {
+            return Err(WireError::new(
+                ErrorCode::InvalidRequest,
+                "only data frames are accepted from the orchestrator; end a stream with terminal.close or display.close",
+            ));
+        }
         let Some(stream) = self.live.get_mut(&frame.channel) else {
             return Err(WireError::new(ErrorCode::NotFound, format!("no open stream on channel {}", frame.channel)));
         };
-        match frame.kind {
-            StreamKind::Data => {
-                stream.input.accept_at(frame.offset, frame.payload).map_err(|r| refused(frame.channel, r))?;
-                Ok(())
-            }
-            _ => Err(WireError::new(
-                ErrorCode::InvalidRequest,
-                "only data frames are accepted from the orchestrator; end a stream with terminal.close or display.close",
-            )),
-        }
+        stream.input.accept_at(frame.offset, frame.payload).map_err(|r| refused(frame.channel, r))?;
+        Ok(())
     }
 
     /// Checks that `session_id` is a terminal that can still be resized; returns its channel.

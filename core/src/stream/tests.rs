@@ -340,6 +340,9 @@ fn input_is_deduplicated_by_offset_and_bounded() {
     assert_eq!(streams.input_frame(&unknown).unwrap_err().code, ErrorCode::NotFound);
     let end = StreamFrame { kind: StreamKind::End, channel: id.channel, offset: 0, payload: b"" };
     assert_eq!(streams.input_frame(&end).unwrap_err().code, ErrorCode::InvalidRequest);
+    // The kind is judged before the channel: an `end` is refused alike on an unknown one.
+    let end_unknown = StreamFrame { kind: StreamKind::End, channel: ch(77), offset: 0, payload: b"" };
+    assert_eq!(streams.input_frame(&end_unknown).unwrap_err().code, ErrorCode::InvalidRequest);
 }
 
 #[test]

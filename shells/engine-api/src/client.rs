@@ -419,11 +419,14 @@ pub async fn with_timeout<T>(
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let operation = operation.into();
-    future::or(work, async move {
-        smol::Timer::after(limit).await;
-        Err(EngineError::timeout(operation, limit))
-    })
+    cropscode_core::time::with_timeout(
+        || async move {
+            smol::Timer::after(limit).await;
+        },
+        work,
+    )
     .await
+    .unwrap_or_else(|| Err(EngineError::timeout(operation, limit)))
 }
 
 /// Builds `?a=b&c=d` with percent-encoded values.

@@ -22,7 +22,7 @@ async fn outcome(worker: &WorkerEngine, name: &str, params: Value) -> Result<Val
     }
 }
 
-fn issue_4_commands() -> Vec<(&'static str, Value)> {
+fn stream_commands() -> Vec<(&'static str, Value)> {
     vec![
         ("container.exec.background", json!({"containerId": "c", "command": ["true"]})),
         ("container.exec.background.kill", json!({"execId": "x-1"})),
@@ -44,7 +44,7 @@ fn stream_commands_are_not_plain_engine_calls() {
     smol::block_on(async {
         let worker =
             WorkerEngine::with_endpoint(Endpoint::Unix(common::socket(common::Which::Docker).into()), "w-x").await;
-        for (name, params) in issue_4_commands() {
+        for (name, params) in stream_commands() {
             let error = outcome(&worker, name, params).await.expect_err(name);
             match name {
                 n if n.starts_with("container.exec.background") => {

@@ -79,9 +79,3 @@ pub use error::OrchestratorError;
 pub use event::{Event, MAX_EVENT_PAYLOAD_BYTES, MAX_EVENTS, TimedEvent, print_summary};
 pub use orchestrator::Orchestrator;
 pub use registry::{CommandAnswer, MAX_PROGRESS_PER_COMMAND, WorkerInfo};
-
-/// The former name of [`CommandAnswer`], kept while callers move over
-/// (`tests/src/engines.rs`, `tests/tests/streams/mod.rs`). It is not the wire
-/// type: that one is `cropscode_core::protocol::CommandResult`, which a
-/// `CommandAnswer` holds as [`CommandAnswer::frame`].
-pub type CommandResult = CommandAnswer;

@@ -252,10 +252,12 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// `future`'s output, or `None` when `timeout` passes first.
 pub(crate) async fn with_timeout<T>(timeout: Duration, future: impl Future<Output = T>) -> Option<T> {
-    smol::future::or(async { Some(future.await) }, async {
-        Timer::after(timeout).await;
-        None
-    })
+    cropscode_core::time::with_timeout(
+        || async move {
+            Timer::after(timeout).await;
+        },
+        future,
+    )
     .await
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cropscode_core::protocol::binary::{Channel, StreamFrame, StreamKind};
-use cropscode_tests::orchestrator::{CommandResult, Event, Orchestrator};
+use cropscode_tests::orchestrator::{CommandAnswer, Event, Orchestrator};
 use cropscode_tests::{COMMAND_TIMEOUT, block_on};
 use serde_json::{Value, json};
 
@@ -20,7 +20,7 @@ pub fn unique_id() -> String {
     format!("s-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
-fn command(orchestrator: &Orchestrator, worker_id: &str, kind: &str, params: Value) -> CommandResult {
+fn command(orchestrator: &Orchestrator, worker_id: &str, kind: &str, params: Value) -> CommandAnswer {
     let sent = params.to_string();
     block_on(orchestrator.command_with_id(worker_id, &unique_id(), kind, params, COMMAND_TIMEOUT))
         .unwrap_or_else(|e| panic!("{kind} {sent}: no result ({e:?})"))

@@ -38,7 +38,7 @@ mod validate;
 mod tests;
 
 pub use container::*;
-pub use content::{Encoding, EnvVars, InlineFile};
+pub use content::{Encoding, EnvVars, InlineFile, base64_decode, base64_encode};
 pub use create::*;
 pub use exec::*;
 pub use image::*;
