@@ -296,8 +296,9 @@ fn every_command_frame_is_audited_once_with_its_outcome() {
     t.drain();
     t.text(r#"{"type":"container.start","id":"a-1","params":{"containerId":"web","tenant":"acme"}}"#);
     t.text("{broken");
+    t.text(r#"{"type":"container.start","id":"a-2","params":{"tenant":"acme"}}"#);
     let records = audits(&t.take_events());
-    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records.len(), 4, "{records:?}");
     assert_eq!(records[0].id.as_deref(), Some("a-1"));
     assert_eq!(records[0].command, Some("container.start"));
     assert_eq!(records[0].tenant.as_deref(), Some("acme"));
@@ -306,6 +307,10 @@ fn every_command_frame_is_audited_once_with_its_outcome() {
     assert_eq!(records[1].outcome, AuditOutcome::Replayed);
     assert_eq!((records[2].id.as_ref(), records[2].command), (None, None));
     assert!(matches!(&records[2].outcome, AuditOutcome::Error(e) if e.code == ErrorCode::InvalidRequest));
+    // Bad params of a known command: the record names the command (its params were not read).
+    assert_eq!((records[3].id.as_deref(), records[3].command), (Some("a-2"), Some("container.start")));
+    assert_eq!((records[3].tenant.as_ref(), records[3].target.as_ref()), (None, None));
+    assert!(matches!(&records[3].outcome, AuditOutcome::Error(e) if e.code == ErrorCode::InvalidRequest));
 }
 
 #[test]

@@ -47,13 +47,21 @@ pub enum Incoming {
 pub struct DecodeError {
     /// The frame's `id`, when one could be read.
     pub id: Option<String>,
+    /// The command the frame names, when its `type` is a known command (its
+    /// params, or its id, were what failed).
+    pub command: Option<&'static str>,
     /// What is wrong.
     pub error: WireError,
 }
 
 impl DecodeError {
     fn new(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Self {
-        DecodeError { id, error: WireError::new(code, message) }
+        DecodeError { id, command: None, error: WireError::new(code, message) }
+    }
+
+    fn of_command(mut self, kind: &str) -> Self {
+        self.command = Command::known_name(kind);
+        self
     }
 
     /// The frame to send back: a failed `result` when the id is known, else an `error` frame.
@@ -103,10 +111,11 @@ pub fn decode_text(text: &str, limits: &Limits) -> Result<Incoming, DecodeError>
                     format!("unknown message type `{}`", truncate(&kind, 64)),
                 )),
                 (_, None) => {
-                    Err(DecodeError::new(None, ErrorCode::InvalidRequest, format!("command `{kind}` needs an `id`")))
+                    Err(DecodeError::new(None, ErrorCode::InvalidRequest, format!("command `{kind}` needs an `id`"))
+                        .of_command(&kind))
                 }
                 (Err(CommandDecodeError::Invalid(message)), id) => {
-                    Err(DecodeError::new(id, ErrorCode::InvalidRequest, format!("{kind}: {message}")))
+                    Err(DecodeError::new(id, ErrorCode::InvalidRequest, format!("{kind}: {message}")).of_command(&kind))
                 }
                 (Ok(command), Some(id)) => Ok(Incoming::Command { id, command }),
             }

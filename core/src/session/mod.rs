@@ -495,7 +495,8 @@ impl Session {
                 }
                 tracing::warn!(id = error.id.as_deref().unwrap_or("-"), error = %error.error, "refusing a frame");
                 self.send(error.reply());
-                self.audit(error.id, None, AuditOutcome::Error(error.error));
+                let command = error.command.map(|name| CommandMeta { name, tenant: None, target: None });
+                self.audit(error.id, command.as_ref(), AuditOutcome::Error(error.error));
             }
         }
     }

@@ -121,6 +121,14 @@ macro_rules! commands {
                 Err(CommandDecodeError::Unknown)
             }
 
+            /// Every command's wire name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(<$variant as CommandParams>::NAME,)*];
+
+            /// The wire name `name` as the worker's own `&'static str`, when it names a command.
+            pub fn known_name(name: &str) -> Option<&'static str> {
+                Self::NAMES.iter().find(|known| **known == name).copied()
+            }
+
             /// The command's wire name, e.g. `container.start`.
             pub fn name(&self) -> &'static str {
                 match self {
