@@ -26,7 +26,7 @@ fn configured_roots(t: &EngineRun) {
 
     // Under the root and inside the port range: created, and the file is there.
     let inside = root.join("shared").to_string_lossy().into_owned();
-    let created = t.ok("container.create", create(inside.clone(), 18_081));
+    let created = t.ok("container.create", create(inside.clone(), free_port_in(18_000..18_999)));
     let id = created["containerId"].as_str().expect("containerId").to_string();
     t.ok("container.start", json!({ "containerId": id, "tenant": tenant }));
     let read =
@@ -39,6 +39,22 @@ fn configured_roots(t: &EngineRun) {
     let low_port = t.fails_with("forbidden", "container.create", create(inside, 17_000));
     assert!(low_port.message.contains("hostPorts"), "{}", low_port.message);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A host port in `range` that nothing listens on now, and that no other run of this
+/// process was given (the two engines' runs are parallel).
+fn free_port_in(range: std::ops::Range<u16>) -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let span = range.end - range.start;
+    let base = (std::process::id() % u32::from(span)) as u16;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < span, "no free port in {range:?}");
+        let port = range.start + (base + n) % span;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 engine_tests!(configured_roots, |spec| {
