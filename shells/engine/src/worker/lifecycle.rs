@@ -55,7 +55,16 @@ impl WorkerEngine {
         let client = self.shared.client().await?;
         let owned = self.resolve(&client, &request.container_id, request.tenant.as_deref()).await?;
         let options = RemoveContainer { force: request.force, volumes: request.remove_volumes };
-        client.remove_container(&owned.id, options).await.map_err(gone(&request.container_id))?;
+        let mut removed = client.remove_container(&owned.id, options).await;
+        if request.force && removed.as_ref().is_err_and(stopping_race) {
+            // Podman refuses a forced remove of a container that stopped between its own
+            // state check and the kill ("could not be stopped … state improper"); the
+            // container is stopped now, so once more removes it.
+            tracing::debug!(container = %owned.id, "the container stopped under a forced remove; removing it again");
+            smol::Timer::after(std::time::Duration::from_millis(100)).await;
+            removed = client.remove_container(&owned.id, options).await;
+        }
+        removed.map_err(gone(&request.container_id))?;
         tracing::info!(container = %owned.id, "removed container");
         if owned.inspect.state.running {
             refresh_quietly(&self.shared).await;
@@ -182,4 +191,10 @@ mod tests {
         let odd = summary(odd);
         assert_eq!((odd.state, odd.name.as_str()), (ContainerState::Unknown, "x"));
     }
+}
+
+/// Podman's answer to a forced remove racing the container's own stop.
+fn stopping_race(error: &cropscode_engine_api::EngineError) -> bool {
+    matches!(error, cropscode_engine_api::EngineError::Api { status: 409, message }
+        if message.contains("could not be stopped") && message.contains("state improper"))
 }
