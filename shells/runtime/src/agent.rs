@@ -332,7 +332,7 @@ impl<E: Engine> Agent<E> {
         tracing::info!(url = %connector.url(), audit = %audit.path().display(), "worker starting; auditing every command");
         let mut handle = |event: &Event| {
             match event {
-                Event::Registered { worker_id } => {
+                Event::Registered { worker_id, .. } => {
                     match state::write_worker_state(&worker_state, &WorkerState::now(worker_id, &name)) {
                         Ok(()) => tracing::debug!(path = %worker_state.display(), %worker_id, "stored worker.json"),
                         Err(error) => {
