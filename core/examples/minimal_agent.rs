@@ -175,7 +175,7 @@ fn main() -> ExitCode {
     let clock = HandClock::default();
     let mut session = Session::new(SessionConfig::default(), register, clock.now());
     let mut on_event = |event: &Event| {
-        if let Event::Registered { worker_id } = event {
+        if let Event::Registered { worker_id, .. } = event {
             println!("registered as {worker_id}");
         }
     };

@@ -108,7 +108,7 @@ pub async fn run<C: Connector, E: Engine, K: Clock, P: SystemProbe>(
                         }
                         Event::CloseStream { channel } => engine.close_stream(channel),
                         // Before any command of this registration: it runs under this id.
-                        Event::Registered { worker_id } => engine.registered(&worker_id),
+                        Event::Registered { worker_id, .. } => engine.registered(&worker_id),
                         Event::HeartbeatDue => {
                             let mut figures = probe.heartbeat();
                             if let Some(running) = engine.containers_running() {

@@ -23,7 +23,7 @@ use cropscode_core::protocol::commands::bounds::*;
 use cropscode_core::protocol::commands::{COMMAND_NAMES, CommandOutput, ImageProgress};
 use cropscode_core::protocol::limits::TRANSPORT_MAX_MESSAGE_BYTES;
 use cropscode_core::protocol::{
-    CommandResult, ErrorCode, Incoming, Limits, Outgoing, PROTOCOL_VERSION, decode_text, encode,
+    CommandResult, ErrorCode, GatewayStatus, Incoming, Limits, Outgoing, PROTOCOL_VERSION, decode_text, encode,
 };
 use serde_json::Value;
 
@@ -125,6 +125,12 @@ fn every_example_decodes_with_the_workers_types() {
                     let params = doc.get("params").cloned().unwrap_or(Value::Null);
                     assert_subset(&params, &command.params_json(), "params", line);
                     commands_shown.push(command.name());
+                }
+                Ok(Incoming::Registered(registered)) => {
+                    // A misspelt field (`gateway`, `url`) would otherwise be silently ignored.
+                    let mut doc = parse(example);
+                    doc.as_object_mut().map(|o| o.remove("type"));
+                    assert_subset(&doc, &serde_json::to_value(&registered).unwrap(), "worker.registered", line);
                 }
                 Ok(_) => {}
                 Err(e) => panic!("docs/protocol.md:{line}: the worker refuses this frame: {}", e.error),
@@ -289,5 +295,25 @@ fn limits_tables_match() {
     for (name, value) in numbers {
         let row = table_row(&format!("| `{name}` |"));
         assert!(row.contains(&format!("| {value}")), "{name} = {value}: {row}");
+    }
+}
+
+#[test]
+fn gateway_status_table_matches() {
+    let section = &DOC[DOC.find("\n### Gateway\n").expect("a Gateway section")..];
+    let table: Vec<&str> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| Status |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.split('`').nth(1))
+        .collect();
+    let statuses: Vec<&str> = GatewayStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(table, statuses, "the statuses of docs/protocol.md § Gateway, in order");
+    // Every heartbeat example that reports a gateway uses a documented status.
+    for example in examples().iter().filter(|e| e.marker == "frame: out") {
+        if let Some(status) = parse(example).get("gatewayStatus").and_then(Value::as_str) {
+            assert!(statuses.contains(&status), "docs/protocol.md:{}: status `{status}`", example.line);
+        }
     }
 }

@@ -183,7 +183,7 @@ fn worker_id_from_the_ack_is_sent_on_the_next_registration() {
     assert_eq!(first[0]["name"], "pi-kitchen");
     t.registered("w-42");
     assert_eq!(t.session.worker_id(), Some("w-42"));
-    assert!(t.take_events().iter().any(|e| matches!(e, Event::Registered { worker_id } if worker_id == "w-42")));
+    assert!(t.take_events().iter().any(|e| matches!(e, Event::Registered { worker_id, .. } if worker_id == "w-42")));
     t.disconnected(io_error());
     t.until_connect();
     let mut changed = register();
@@ -194,4 +194,18 @@ fn worker_id_from_the_ack_is_sent_on_the_next_registration() {
     let second = t.take_texts();
     assert_eq!(second[0]["workerId"], "w-42");
     assert_eq!(second[0]["containerEngines"][0], "docker");
+}
+
+#[test]
+fn the_gateway_named_in_the_ack_reaches_the_shell() {
+    let mut t = TestSession::new(exact_config());
+    t.connected();
+    t.take_texts();
+    t.text(r#"{"type": "worker.registered", "workerId": "w-7", "gateway": {"url": "https://gw.example/health"}}"#);
+    let events = t.take_events();
+    let gateway = events.iter().find_map(|e| match e {
+        Event::Registered { gateway, .. } => Some(gateway.clone()),
+        _ => None,
+    });
+    assert_eq!(gateway.flatten().map(|g| g.url).as_deref(), Some("https://gw.example/health"));
 }

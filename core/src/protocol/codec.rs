@@ -249,7 +249,10 @@ mod tests {
     #[test]
     fn decodes_ack_and_ignores_unknown_fields() {
         let got = decode(r#"{"type":"worker.registered","workerId":"w-1","future":{"x":1}}"#).unwrap();
-        assert_eq!(got, Incoming::Registered(Registered { worker_id: "w-1".into() }));
+        assert_eq!(got, Incoming::Registered(Registered { worker_id: "w-1".into(), gateway: None }));
+        let got = decode(r#"{"type":"worker.registered","workerId":"w-1","gateway":{"url":"tcp://gw:53"}}"#).unwrap();
+        let gateway = Some(super::super::Gateway { url: "tcp://gw:53".into() });
+        assert_eq!(got, Incoming::Registered(Registered { worker_id: "w-1".into(), gateway }));
     }
 
     #[test]

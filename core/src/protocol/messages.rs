@@ -66,6 +66,68 @@ pub struct Register {
 pub struct Registered {
     /// Stable id of this worker at the orchestrator; stored in `worker.json`.
     pub worker_id: String,
+    /// The gateway the orchestrator wants this worker to probe, if any. The
+    /// owner's own `GATEWAY_URL` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Gateway>,
+}
+
+/// `gateway` in `worker.registered`: an endpoint the machine's containers
+/// depend on, which the worker probes and reports on in its heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gateway {
+    /// `http://…`, `https://…` or `tcp://host:port`; checked by the shell
+    /// with the same rules as the owner's `GATEWAY_URL`.
+    pub url: String,
+}
+
+/// The documented values of `gatewayStatus` in `worker.heartbeat`. The
+/// heartbeat carries the status as a string, so a peer that predates a
+/// status added later still decodes the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GatewayStatus {
+    /// No probe has finished since the gateway was set.
+    Unknown,
+    /// HTTP answered 2xx or 3xx in time; TCP connected in time.
+    Ok,
+    /// Answered, but slowly, with a 5xx, another 4xx, or not as HTTP.
+    Degraded,
+    /// Refused, no address, unroutable, reset or timed out.
+    Unreachable,
+    /// HTTP answered 401, 403 or 407.
+    AuthFailed,
+    /// The TLS handshake failed: untrusted, expired or misnamed certificate, alert.
+    TlsFailed,
+}
+
+impl GatewayStatus {
+    /// Every status, in the order the protocol document lists them.
+    pub const ALL: [GatewayStatus; 6] = [
+        GatewayStatus::Ok,
+        GatewayStatus::Degraded,
+        GatewayStatus::Unreachable,
+        GatewayStatus::AuthFailed,
+        GatewayStatus::TlsFailed,
+        GatewayStatus::Unknown,
+    ];
+
+    /// The status as `gatewayStatus` carries it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GatewayStatus::Unknown => "unknown",
+            GatewayStatus::Ok => "ok",
+            GatewayStatus::Degraded => "degraded",
+            GatewayStatus::Unreachable => "unreachable",
+            GatewayStatus::AuthFailed => "auth_failed",
+            GatewayStatus::TlsFailed => "tls_failed",
+        }
+    }
+}
+
+impl core::fmt::Display for GatewayStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `worker.rejected`: the orchestrator refuses the registration (bad token,
@@ -92,10 +154,12 @@ pub struct Heartbeat {
     pub disk_free: Option<u64>,
     /// Running containers managed by this worker.
     pub containers_running: u32,
-    /// Gateway connectivity status, when the worker has a gateway.
+    /// Gateway connectivity status, when the worker has a gateway: one of
+    /// [`GatewayStatus`] (a string, so that statuses can be added).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_status: Option<String>,
-    /// Additional gateway information.
+    /// What the last probe saw (`HTTP 200 in 12 ms`, `connect refused`);
+    /// short, and never a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_status_detail: Option<String>,
 }

@@ -6,7 +6,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::backoff::BackoffConfig;
-use crate::protocol::{Channel, Command, Limits, WireError};
+use crate::protocol::{Channel, Command, Gateway, Limits, WireError};
 use crate::stream::{StreamConfig, StreamId};
 use crate::time::Instant;
 
@@ -172,6 +172,9 @@ pub enum Event {
     Registered {
         /// The orchestrator's id for this worker.
         worker_id: String,
+        /// The gateway `worker.registered` named, if any (the shell probes it
+        /// unless the owner configured one).
+        gateway: Option<Gateway>,
     },
     /// A command was answered (for the audit log): one record per command frame
     /// received, whether executed, replayed, refused or undecodable.

@@ -524,7 +524,7 @@ impl Session {
         self.state = State::Registered;
         tracing::info!(worker_id = %registered.worker_id, "registered with the orchestrator");
         self.worker_id = Some(registered.worker_id.clone());
-        self.events.push_back(Event::Registered { worker_id: registered.worker_id });
+        self.events.push_back(Event::Registered { worker_id: registered.worker_id, gateway: registered.gateway });
         self.events.push_back(Event::HeartbeatDue);
         let held = self.journal.take_held();
         if !held.is_empty() {

@@ -148,7 +148,7 @@ fn summary(event: &Event, http_url: &str) -> Option<String> {
 /// The environment the dev worker's configuration is resolved from: the
 /// user's logging and timing variables, nothing that points at real files.
 fn dev_env(scratch: &Path, ws_url: &str, token: &str) -> Env {
-    const KEPT: [Key; 12] = [
+    const KEPT: [Key; 15] = [
         Key::LogFormat,
         Key::LogLevel,
         Key::HeartbeatInterval,
@@ -161,6 +161,9 @@ fn dev_env(scratch: &Path, ws_url: &str, token: &str) -> Env {
         Key::AllowedBindRoots,
         Key::HostPortRange,
         Key::TerminalIdleTimeout,
+        Key::GatewayUrl,
+        Key::GatewayProbeInterval,
+        Key::GatewayTimeout,
     ];
     let process = Env::from_process();
     let kept: Vec<(&str, String)> = KEPT

@@ -77,6 +77,16 @@ macro_rules! config_flags {
             /// how long a detached terminal stays alive, e.g. 10m (TERMINAL_IDLE_TIMEOUT)
             #[argh(option)]
             pub terminal_idle_timeout: Option<String>,
+            /// endpoint the containers depend on, probed for the heartbeat: http://…, https://… or
+            /// tcp://host:port (GATEWAY_URL)
+            #[argh(option)]
+            pub gateway_url: Option<String>,
+            /// pause between two gateway probes, e.g. 30s (GATEWAY_PROBE_INTERVAL)
+            #[argh(option)]
+            pub gateway_probe_interval: Option<String>,
+            /// longest time one gateway probe may take, e.g. 5s (GATEWAY_TIMEOUT)
+            #[argh(option)]
+            pub gateway_timeout: Option<String>,
             $($fields)*
         }
 
@@ -104,7 +114,10 @@ macro_rules! config_flags {
                     .set(Key::BackoffJitter, self.backoff_jitter.as_ref())
                     .set(Key::AllowedBindRoots, self.allowed_bind_roots.as_ref())
                     .set(Key::HostPortRange, self.host_port_range.as_ref())
-                    .set(Key::TerminalIdleTimeout, self.terminal_idle_timeout.as_ref());
+                    .set(Key::TerminalIdleTimeout, self.terminal_idle_timeout.as_ref())
+                    .set(Key::GatewayUrl, self.gateway_url.as_ref())
+                    .set(Key::GatewayProbeInterval, self.gateway_probe_interval.as_ref())
+                    .set(Key::GatewayTimeout, self.gateway_timeout.as_ref());
                 flags
             }
         }

@@ -166,6 +166,9 @@ fn rows(config: &Config, hostname: &str) -> Vec<Row> {
             }),
             Key::HostPortRange => row(key, &config.host_port_range, |(low, high): &(u16, u16)| format!("{low}-{high}")),
             Key::TerminalIdleTimeout => row(key, &config.terminal_idle_timeout, duration),
+            Key::GatewayUrl => optional(key, &config.gateway_url, ToString::to_string),
+            Key::GatewayProbeInterval => row(key, &config.gateway_probe_interval, duration),
+            Key::GatewayTimeout => row(key, &config.gateway_timeout, duration),
         })
         .collect()
 }

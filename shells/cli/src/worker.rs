@@ -95,6 +95,12 @@ pub fn agent_builder(config: &Config) -> Result<AgentBuilder, Failure> {
     if let Some(ca_file) = &config.ca_file {
         builder = builder.ca_file(ca_file.value.clone());
     }
+    if let Some(gateway) = &config.gateway_url {
+        builder = builder.gateway_url(gateway.value.clone());
+    }
+    builder = builder
+        .gateway_probe_interval(config.gateway_probe_interval.value)
+        .gateway_timeout(config.gateway_timeout.value);
     Ok(builder)
 }
 

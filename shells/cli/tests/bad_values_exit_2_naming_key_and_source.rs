@@ -90,3 +90,19 @@ fn policy_settings_are_shown_with_their_sources() {
     assert!(defaults.stdout.contains("none (every bind mount refused)"), "{}", defaults.stdout);
     assert!(defaults.stdout.contains("1024-65535"), "{}", defaults.stdout);
 }
+
+#[test]
+fn bad_gateway_settings_and_a_gateway_shown_without_credentials() {
+    let home = Home::new("bad-gateway");
+    let run = home.run(&["worker"], &[("GATEWAY_URL", "ftp://probe:pa55@gw.example/")]);
+    assert_config_error(&run, "GATEWAY_URL (environment): unsupported scheme `ftp`");
+    assert!(!run.all().contains("pa55"), "{}", run.all());
+    let run = home.run(&["status", "--offline", "--gateway-url", "tcp://gw.example"], &[]);
+    assert_config_error(&run, "GATEWAY_URL (flag --gateway-url): tcp:// needs a port");
+    let run = home.run(&["worker"], &[("GATEWAY_PROBE_INTERVAL", "often")]);
+    assert_config_error(&run, "GATEWAY_PROBE_INTERVAL (environment): expected a duration");
+
+    let run = home.run(&["status", "--offline"], &[("GATEWAY_URL", "https://probe:pa55@gw.example/health?key=s3cret")]);
+    assert!(run.stdout.contains("https://gw.example/health"), "{}", run.stdout);
+    assert!(!run.all().contains("pa55") && !run.all().contains("s3cret"), "{}", run.all());
+}

@@ -15,6 +15,8 @@ pub struct OrchestratorConfig {
     pub tls: Option<TlsIdentity>,
     /// Bearer tokens accepted on the upgrade request. An empty list accepts nobody.
     pub tokens: Vec<String>,
+    /// The gateway named in every `worker.registered` (`gateway.url`), if any.
+    pub gateway_url: Option<String>,
 }
 
 impl OrchestratorConfig {
@@ -31,6 +33,7 @@ impl Default for OrchestratorConfig {
             http_addr: None,
             tls: None,
             tokens: Vec::new(),
+            gateway_url: None,
         }
     }
 }
@@ -42,6 +45,7 @@ impl fmt::Debug for OrchestratorConfig {
             .field("http_addr", &self.http_addr)
             .field("tls", &self.tls)
             .field("tokens", &format_args!("[{} × ***]", self.tokens.len()))
+            .field("gateway_url", &self.gateway_url.as_ref().map(|_| "…"))
             .finish()
     }
 }

@@ -188,7 +188,11 @@ fn handle_text(shared: &Shared, connection: u64, text: &str) -> Option<String> {
             let worker_id = lock(&shared.registry).register(connection, register.clone());
             tracing::info!(connection, worker_id, name = register.name, "worker registered");
             shared.record(Event::Registered { connection, worker_id: worker_id.clone(), register });
-            Some(serde_json::json!({ "type": "worker.registered", "workerId": worker_id }).to_string())
+            let mut registered = serde_json::json!({ "type": "worker.registered", "workerId": worker_id });
+            if let Some(url) = &shared.gateway_url {
+                registered["gateway"] = serde_json::json!({ "url": url });
+            }
+            Some(registered.to_string())
         }
         Ok(Outgoing::Heartbeat(heartbeat)) => {
             let worker_id = lock(&shared.registry).heartbeat(connection, &heartbeat);

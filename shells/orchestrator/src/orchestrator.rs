@@ -57,7 +57,9 @@ impl Orchestrator {
         };
         let http_addr = http_listener.as_ref().map(TcpListener::local_addr).transpose()?;
 
-        let shared = Arc::new(Shared::new(config.tokens));
+        let mut shared = Shared::new(config.tokens);
+        shared.gateway_url = config.gateway_url;
+        let shared = Arc::new(shared);
         let tls = acceptor.is_some();
         let mut listeners = vec![smol::spawn(connection::accept_loop(shared.clone(), ws_listener, acceptor))];
         if let Some(listener) = http_listener {

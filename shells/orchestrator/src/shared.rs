@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) behavior_changed: event_listener::Event,
     tasks: Mutex<TaskSet>,
     pub(crate) started_at: Instant,
+    /// `gateway.url` of every `worker.registered`.
+    pub(crate) gateway_url: Option<String>,
 }
 
 /// Every task the orchestrator spawned; finished ones are pruned as new ones arrive.
@@ -63,6 +65,7 @@ impl Shared {
             behavior_changed: event_listener::Event::new(),
             tasks: Mutex::new(TaskSet::default()),
             started_at: Instant::now(),
+            gateway_url: None,
         }
     }
 

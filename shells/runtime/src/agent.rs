@@ -14,7 +14,10 @@
 //! - every [`Event::Audit`] goes to the audit log (`DATA_DIR/audit/audit.jsonl`);
 //! - the backoff jitter and the stream-id seed differ per run unless given;
 //! - heartbeats carry the machine's figures ([`SysProbe`]) and the engine's
-//!   running-container count ([`Engine::containers_running`]).
+//!   running-container count ([`Engine::containers_running`]);
+//! - the gateway (the owner's [`AgentBuilder::gateway_url`], else the one
+//!   `worker.registered` names) is probed by a [`GatewayMonitor`] raced with
+//!   the driver, and heartbeats carry its last reading.
 //!
 //! ```text
 //!  AgentBuilder ──build(engine)──► Agent ──run(shutdown)──► cropscode_core::run
@@ -35,6 +38,7 @@ use cropscode_core::policy::{PolicedEngine, Policy, SecurityFloor};
 use cropscode_core::protocol::{Mode, PROTOCOL_VERSION, Register};
 use cropscode_core::{Clock, Engine, Event, Secret, Session, SessionConfig, TransportError};
 
+use crate::gateway::{self, GatewayHandle, GatewayMonitor, GatewayUrl};
 use crate::state::{self, WORKER_STATE_FILE, WorkerState};
 use crate::{AuditLog, DEFAULT_CONNECT_TIMEOUT, SmolClock, SysProbe, WsConnector, system_info};
 
@@ -73,6 +77,9 @@ pub struct AgentBuilder {
     agent_version: String,
     container_engines: Vec<String>,
     on_event: Option<OnEvent>,
+    gateway: Option<GatewayUrl>,
+    gateway_interval: Duration,
+    gateway_timeout: Duration,
 }
 
 impl fmt::Debug for AgentBuilder {
@@ -110,6 +117,9 @@ impl AgentBuilder {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             container_engines: Vec::new(),
             on_event: None,
+            gateway: None,
+            gateway_interval: gateway::DEFAULT_PROBE_INTERVAL,
+            gateway_timeout: gateway::DEFAULT_PROBE_TIMEOUT,
         }
     }
 
@@ -163,6 +173,26 @@ impl AgentBuilder {
         self
     }
 
+    /// The owner's gateway (`GATEWAY_URL`): probed and reported in every
+    /// heartbeat; it wins over one `worker.registered` names. Without it the
+    /// worker probes the orchestrator's, if any.
+    pub fn gateway_url(mut self, url: GatewayUrl) -> Self {
+        self.gateway = Some(url);
+        self
+    }
+
+    /// The pause between two gateway probes (default 30 s).
+    pub fn gateway_probe_interval(mut self, interval: Duration) -> Self {
+        self.gateway_interval = interval;
+        self
+    }
+
+    /// The most one gateway probe may take (default 5 s).
+    pub fn gateway_timeout(mut self, timeout: Duration) -> Self {
+        self.gateway_timeout = timeout;
+        self
+    }
+
     /// Where the registration state lives (default `data_dir/worker.json`).
     pub fn worker_state_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.worker_state = Some(path.into());
@@ -210,6 +240,9 @@ impl AgentBuilder {
             agent_version,
             container_engines,
             on_event,
+            gateway,
+            gateway_interval,
+            gateway_timeout,
             ..
         } = self;
         state::create_private_dir(&data_dir).map_err(|error| BuildError::DataDir { path: data_dir.clone(), error })?;
@@ -217,7 +250,10 @@ impl AgentBuilder {
         if let Some(ca_file) = &ca_file {
             connector = connector.with_ca_file(ca_file)?;
         }
-        let probe = SysProbe::new(&data_dir).map_err(BuildError::Probe)?;
+        // The same trust roots as the orchestrator connection.
+        let tls = crate::tls::client_config(ca_file.as_deref())?;
+        let (monitor, gateway) = GatewayMonitor::new(gateway, gateway_interval, gateway_timeout, tls, &agent_version);
+        let probe = SysProbe::new(&data_dir).map_err(BuildError::Probe)?.with_gateway(gateway.clone());
         let seed = run_seed();
         if session.backoff.seed == 0 {
             // Differs between workers and restarts, so a fleet does not retry in step.
@@ -254,6 +290,8 @@ impl AgentBuilder {
             audit: AuditLog::open(&data_dir),
             worker_state,
             on_event: on_event.unwrap_or_else(|| Box::new(|_| {})),
+            monitor,
+            gateway,
         })
     }
 }
@@ -276,6 +314,8 @@ pub struct Agent<E> {
     audit: AuditLog,
     worker_state: PathBuf,
     on_event: OnEvent,
+    monitor: GatewayMonitor,
+    gateway: GatewayHandle,
 }
 
 impl<E> fmt::Debug for Agent<E> {
@@ -311,6 +351,11 @@ impl<E: Engine> Agent<E> {
         self.engine.inner()
     }
 
+    /// The gateway's target and last reading (shared with the running agent).
+    pub fn gateway(&self) -> &GatewayHandle {
+        &self.gateway
+    }
+
     /// Where the audit log is written.
     pub fn audit_path(&self) -> PathBuf {
         self.audit.path()
@@ -325,14 +370,26 @@ impl<E: Engine> Agent<E> {
     /// [`Agent::run`] as a future, for callers that already run an executor
     /// (it needs smol's reactor, which `smol::block_on` and smol's executors drive).
     pub async fn run_async(self, shutdown: impl Future<Output = ()>) {
-        let Agent { connector, engine, mut probe, session, register, mut audit, worker_state, mut on_event } = self;
+        let Agent {
+            connector,
+            engine,
+            mut probe,
+            session,
+            register,
+            mut audit,
+            worker_state,
+            mut on_event,
+            monitor,
+            gateway,
+        } = self;
         let clock = SmolClock::new();
         let name = register.name.clone();
         let mut session = Session::new(session, register, clock.now());
         tracing::info!(url = %connector.url(), audit = %audit.path().display(), "worker starting; auditing every command");
         let mut handle = |event: &Event| {
             match event {
-                Event::Registered { worker_id } => {
+                Event::Registered { worker_id, gateway: offered } => {
+                    gateway.offer(offered.as_ref());
                     match state::write_worker_state(&worker_state, &WorkerState::now(worker_id, &name)) {
                         Ok(()) => tracing::debug!(path = %worker_state.display(), %worker_id, "stored worker.json"),
                         Err(error) => {
@@ -345,7 +402,9 @@ impl<E: Engine> Agent<E> {
             }
             on_event(event);
         };
-        cropscode_core::run(&mut session, &connector, &engine, &clock, &mut probe, &mut handle, shutdown).await;
+        let driver = cropscode_core::run(&mut session, &connector, &engine, &clock, &mut probe, &mut handle, shutdown);
+        // The monitor never ends: it stops with the driver.
+        futures_lite::future::or(driver, monitor.run()).await;
     }
 }
 

@@ -40,6 +40,7 @@
 //! - `tls`: trust roots (webpki plus an optional CA file);
 //! - [`clock`]: [`SmolClock`] — monotonic milliseconds and smol timers;
 //! - [`probe`]: [`SysProbe`] and [`system_info`] — heartbeat and registration figures;
+//! - [`gateway`]: [`GatewayUrl`], the gateway's probe loop and [`GatewayHandle`] — `gatewayStatus`;
 //! - [`signal`]: [`shutdown_signal`] — SIGINT/SIGTERM as a future;
 //! - [`state`]: [`WorkerState`] — `worker.json`, written atomically;
 //! - [`audit`]: [`AuditLog`] — the append-only audit log under `DATA_DIR/audit`.
@@ -56,6 +57,7 @@
 pub mod agent;
 pub mod audit;
 pub mod clock;
+pub mod gateway;
 pub mod probe;
 pub mod signal;
 pub mod state;
@@ -66,6 +68,7 @@ pub mod url;
 pub use agent::{Agent, AgentBuilder, BuildError, run_seed};
 pub use audit::AuditLog;
 pub use clock::SmolClock;
+pub use gateway::{GatewayHandle, GatewayReading, GatewayUrl, probe_gateway};
 pub use probe::{SysProbe, SystemInfo, system_info};
 pub use signal::{ShutdownSignal, shutdown_signal};
 pub use state::{WorkerState, read_worker_state, write_worker_state};

@@ -10,12 +10,15 @@
 //!
 //! `containersRunning` is not the machine's to tell: the probe reports 0 and
 //! the driver puts the engine's count in its place
-//! ([`Engine::containers_running`](cropscode_core::Engine::containers_running));
-//! the gateway fields are not known here.
+//! ([`Engine::containers_running`](cropscode_core::Engine::containers_running)).
+//! The gateway fields come from the last finished probe of the gateway, when
+//! the probe has a [`GatewayHandle`] ([`SysProbe::with_gateway`]); reading
+//! them never waits for a probe.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::gateway::GatewayHandle;
 use cropscode_core::SystemProbe;
 use cropscode_core::protocol::Heartbeat;
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
@@ -66,6 +69,7 @@ pub struct SysProbe {
     disks: Disks,
     /// Index in `disks` of the disk holding the data directory.
     data_disk: Option<usize>,
+    gateway: Option<GatewayHandle>,
 }
 
 impl SysProbe {
@@ -93,7 +97,14 @@ impl SysProbe {
                 tracing::warn!(data_dir = %dir.display(), "no disk found for the data directory; heartbeats omit disk figures")
             }
         }
-        Ok(SysProbe { system, disks, data_disk })
+        Ok(SysProbe { system, disks, data_disk, gateway: None })
+    }
+
+    /// Heartbeats carry the gateway's status from `gateway`'s last probe
+    /// (and nothing while it has no gateway).
+    pub fn with_gateway(mut self, gateway: GatewayHandle) -> SysProbe {
+        self.gateway = Some(gateway);
+        self
     }
 
     /// Where the disk holding the data directory is mounted, if one was found.
@@ -119,6 +130,8 @@ impl SystemProbe for SysProbe {
             },
             None => (None, None),
         };
+        let (gateway_status, gateway_status_detail) =
+            self.gateway.as_ref().map_or((None, None), GatewayHandle::heartbeat_fields);
         Heartbeat {
             cpu_usage: cpu_percent(self.system.global_cpu_usage()),
             memory_free: self.system.available_memory().min(self.system.total_memory()),
@@ -126,8 +139,8 @@ impl SystemProbe for SysProbe {
             disk_free,
             // The engine's figure replaces this one (`Engine::containers_running`).
             containers_running: 0,
-            gateway_status: None,
-            gateway_status_detail: None,
+            gateway_status,
+            gateway_status_detail,
         }
     }
 }

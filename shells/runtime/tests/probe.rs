@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use cropscode_core::SystemProbe;
-use cropscode_runtime::{SysProbe, system_info};
+use cropscode_runtime::{Agent, GatewayUrl, SysProbe, system_info};
 
 #[test]
 fn registration_figures_are_real() {
@@ -46,4 +46,29 @@ fn heartbeat_figures_are_plausible() {
     assert_eq!((last.gateway_status.as_deref(), last.gateway_status_detail.as_deref()), (None, None));
     // The running count is the engine's (`Engine::containers_running`): see
     // `agent_wiring.rs`, where the heartbeat carries a custom engine's count.
+}
+
+#[test]
+fn heartbeats_carry_the_gateway_fields_only_with_a_gateway() {
+    let data_dir = std::env::temp_dir().join(format!("cropscode-probe-gateway-{}", std::process::id()));
+    // No gateway configured and none offered: the fields stay omitted.
+    let agent = Agent::builder("ws://127.0.0.1:9/worker", cropscode_core::Secret::new("t"), &data_dir)
+        .build(cropscode_core::dispatch::NoEngine)
+        .expect("agent");
+    let mut probe = SysProbe::new(&data_dir).expect("probe").with_gateway(agent.gateway().clone());
+    let beat = probe.heartbeat();
+    assert_eq!((beat.gateway_status.as_deref(), beat.gateway_status_detail.as_deref()), (None, None));
+
+    // With one, before its first probe (the agent is not running): `unknown`.
+    let agent = Agent::builder("ws://127.0.0.1:9/worker", cropscode_core::Secret::new("t"), &data_dir)
+        .gateway_url(GatewayUrl::parse("tcp://127.0.0.1:9").unwrap())
+        .build(cropscode_core::dispatch::NoEngine)
+        .expect("agent");
+    let mut probe = SysProbe::new(&data_dir).expect("probe").with_gateway(agent.gateway().clone());
+    let beat = probe.heartbeat();
+    assert_eq!(
+        (beat.gateway_status.as_deref(), beat.gateway_status_detail.as_deref()),
+        (Some("unknown"), Some("not probed yet"))
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -73,11 +73,17 @@ pub enum Key {
     HostPortRange,
     /// `TERMINAL_IDLE_TIMEOUT`
     TerminalIdleTimeout,
+    /// `GATEWAY_URL`
+    GatewayUrl,
+    /// `GATEWAY_PROBE_INTERVAL`
+    GatewayProbeInterval,
+    /// `GATEWAY_TIMEOUT`
+    GatewayTimeout,
 }
 
 impl Key {
     /// Every key, in the order `status` shows them.
-    pub const ALL: [Key; 20] = [
+    pub const ALL: [Key; 23] = [
         Key::AgentMode,
         Key::AgentConfig,
         Key::OrchestratorWsUrl,
@@ -98,6 +104,9 @@ impl Key {
         Key::BackoffMax,
         Key::BackoffJitter,
         Key::TerminalIdleTimeout,
+        Key::GatewayUrl,
+        Key::GatewayProbeInterval,
+        Key::GatewayTimeout,
     ];
 
     /// The environment variable, which is also the key in `config.json`.
@@ -123,6 +132,9 @@ impl Key {
             Key::AllowedBindRoots => "ALLOWED_BIND_ROOTS",
             Key::HostPortRange => "HOST_PORT_RANGE",
             Key::TerminalIdleTimeout => "TERMINAL_IDLE_TIMEOUT",
+            Key::GatewayUrl => "GATEWAY_URL",
+            Key::GatewayProbeInterval => "GATEWAY_PROBE_INTERVAL",
+            Key::GatewayTimeout => "GATEWAY_TIMEOUT",
         }
     }
 
@@ -149,6 +161,9 @@ impl Key {
             Key::AllowedBindRoots => "--allowed-bind-roots",
             Key::HostPortRange => "--host-port-range",
             Key::TerminalIdleTimeout => "--terminal-idle-timeout",
+            Key::GatewayUrl => "--gateway-url",
+            Key::GatewayProbeInterval => "--gateway-probe-interval",
+            Key::GatewayTimeout => "--gateway-timeout",
         })
     }
 
@@ -366,6 +381,13 @@ pub struct Config {
     pub host_port_range: Setting<(u16, u16)>,
     /// `TERMINAL_IDLE_TIMEOUT`: how long a detached terminal stays alive.
     pub terminal_idle_timeout: Setting<Duration>,
+    /// `GATEWAY_URL`: the gateway the heartbeat reports on (shown without
+    /// credentials or query).
+    pub gateway_url: Option<Setting<cropscode_runtime::GatewayUrl>>,
+    /// `GATEWAY_PROBE_INTERVAL`: the pause between two gateway probes.
+    pub gateway_probe_interval: Setting<Duration>,
+    /// `GATEWAY_TIMEOUT`: the most one gateway probe may take.
+    pub gateway_timeout: Setting<Duration>,
     /// The agent's own files.
     pub paths: Paths,
 }
@@ -391,6 +413,10 @@ pub mod defaults {
     pub const HOST_PORT_RANGE: (u16, u16) = (1024, u16::MAX);
     /// `TERMINAL_IDLE_TIMEOUT`: 10 minutes.
     pub const TERMINAL_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// `GATEWAY_PROBE_INTERVAL`.
+    pub const GATEWAY_PROBE_INTERVAL: Duration = cropscode_runtime::gateway::DEFAULT_PROBE_INTERVAL;
+    /// `GATEWAY_TIMEOUT`.
+    pub const GATEWAY_TIMEOUT: Duration = cropscode_runtime::gateway::DEFAULT_PROBE_TIMEOUT;
 }
 
 impl Config {

@@ -177,6 +177,9 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config, ConfigError> {
         allowed_bind_roots: layers.get_or(Key::AllowedBindRoots, Vec::new(), parse::absolute_paths)?,
         host_port_range: layers.get_or(Key::HostPortRange, defaults::HOST_PORT_RANGE, parse::port_range)?,
         terminal_idle_timeout: layers.timer(Key::TerminalIdleTimeout, defaults::TERMINAL_IDLE_TIMEOUT)?,
+        gateway_url: layers.get(Key::GatewayUrl, cropscode_runtime::GatewayUrl::parse)?,
+        gateway_probe_interval: layers.timer(Key::GatewayProbeInterval, defaults::GATEWAY_PROBE_INTERVAL)?,
+        gateway_timeout: layers.timer(Key::GatewayTimeout, defaults::GATEWAY_TIMEOUT)?,
         mode,
         paths,
     })

@@ -185,3 +185,26 @@ fn xdg_data_home_moves_the_byom_data_dir_on_linux() {
         assert_eq!(config.data_dir.value, xdg.join("cropscode"));
     }
 }
+
+#[test]
+fn gateway_keys_resolve_and_a_bad_url_names_its_key() {
+    let home = Home::new("gateway");
+    let config = resolve(&Flags::default(), &home.env(&[])).unwrap();
+    assert!(config.gateway_url.is_none());
+    assert_eq!(config.gateway_probe_interval.value, Duration::from_secs(30));
+    assert_eq!(config.gateway_timeout.value, Duration::from_secs(5));
+
+    home.preferences(r#"{"GATEWAY_URL": "tcp://db.internal:5432", "GATEWAY_TIMEOUT": "2s"}"#);
+    let env = home.env(&[("GATEWAY_URL", "https://probe:pw@gw.example/health?key=k")]);
+    let config = resolve(&flags(&[(Key::GatewayProbeInterval, "1m")]), &env).unwrap();
+    let gateway = config.gateway_url.unwrap();
+    assert_eq!((gateway.value.to_string().as_str(), &gateway.source), ("https://gw.example/health", &Source::Env));
+    assert_eq!(config.gateway_probe_interval.value, Duration::from_secs(60));
+    assert_eq!(config.gateway_timeout.value, Duration::from_secs(2));
+
+    let error = resolve(&flags(&[(Key::GatewayUrl, "ftp://u:pw@gw.example/")]), &env).unwrap_err();
+    assert_eq!(error.subject, "GATEWAY_URL (flag --gateway-url)");
+    assert!(error.message.contains("unsupported scheme") && !error.message.contains("pw"), "{error}");
+    let error = resolve(&flags(&[(Key::GatewayTimeout, "0s")]), &env).unwrap_err();
+    assert_eq!(error.subject, "GATEWAY_TIMEOUT (flag --gateway-timeout)");
+}
