@@ -64,8 +64,10 @@ pub(crate) fn dir(exec_id: &str) -> String {
 }
 
 /// Creates the relay's directory and FIFOs: `sh -c PREPARE sh DIR`. Fails
-/// (non-zero) where the relay cannot work: no `sh`, `mkfifo` or writable `/tmp`.
-pub(crate) const PREPARE: &str = r#"umask 077 && mkdir "$1" && mkfifo "$1/o.p" "$1/e.p""#;
+/// (non-zero) where the relay cannot work: no `sh`, no writable `/tmp`, no `/proc`,
+/// or one of the tools the relay and its reader use missing.
+pub(crate) const PREPARE: &str = r#"for t in mkfifo dd wc tail head cat rm sleep tr grep; do command -v "$t" >/dev/null || exit 1; done
+[ -r /proc/self/cmdline ] && umask 077 && mkdir "$1" && mkfifo "$1/o.p" "$1/e.p""#;
 
 /// Copies one FIFO (stdin) into segments: `sh -c RELAY sh DIR o|e SEGMENT_BYTES KEEP`.
 /// `dd` without `count_bytes` counts reads of at most 4096 bytes, so a segment
