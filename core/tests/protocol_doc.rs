@@ -9,17 +9,21 @@
 //!   field would otherwise be silently ignored).
 //! - `<!-- frame: in, error: CODE -->`: the worker refuses it with `CODE`; a
 //!   `frame: out` right after it must be exactly the worker's reply.
+//! - `<!-- frame: in, floor: FLOOR -->`: a command that decodes but the
+//!   security floor FLOOR (default configuration) refuses; a `frame: out` right
+//!   after it must be exactly the worker's `forbidden` result.
 //! - `<!-- frame: out -->`: worker → orchestrator; must parse as `Outgoing`
 //!   and serialize back to exactly the example.
 //! - `<!-- result: NAME -->`: a successful `result` whose payload must parse as
 //!   NAME's result type and serialize back to exactly the example.
 //! - `<!-- progress: NAME -->`: a `progress` frame whose payload is an `ImageProgress`.
 
+use cropscode_core::policy::{Policy, SecurityFloor};
 use cropscode_core::protocol::commands::bounds::*;
 use cropscode_core::protocol::commands::{COMMAND_NAMES, CommandOutput, ImageProgress};
 use cropscode_core::protocol::limits::TRANSPORT_MAX_MESSAGE_BYTES;
 use cropscode_core::protocol::{
-    DecodeError, ErrorCode, Incoming, Limits, Outgoing, PROTOCOL_VERSION, decode_text, encode,
+    CommandResult, ErrorCode, Incoming, Limits, Outgoing, PROTOCOL_VERSION, decode_text, encode,
 };
 use serde_json::Value;
 
@@ -107,7 +111,8 @@ fn every_example_decodes_with_the_workers_types() {
     assert!(examples.len() > 40, "only {} examples found", examples.len());
     let mut commands_shown = Vec::new();
     let mut results_shown = Vec::new();
-    let mut pending_reply: Option<(usize, DecodeError)> = None;
+    // The worker's answer to the `frame: in, …` example just before (its line and the frame).
+    let mut pending_reply: Option<(usize, Outgoing)> = None;
 
     for example in &examples {
         let line = example.line;
@@ -129,15 +134,27 @@ fn every_example_decodes_with_the_workers_types() {
                 .err()
                 .unwrap_or_else(|| panic!("docs/protocol.md:{line}: the worker accepts this frame"));
             assert_eq!(error.error.code, error_code(code), "docs/protocol.md:{line}: {}", error.error);
-            pending_reply = Some((line, error));
+            pending_reply = Some((line, error.reply()));
+        } else if let Some(floor) = marker.strip_prefix("frame: in, floor: ") {
+            let floor =
+                SecurityFloor::parse(floor).unwrap_or_else(|_| panic!("docs/protocol.md:{line}: floor `{floor}`"));
+            let Ok(Incoming::Command { id, command }) = decode_text(&example.json, &Limits::DEFAULT) else {
+                panic!("docs/protocol.md:{line}: not a command the worker decodes")
+            };
+            commands_shown.push(command.name());
+            let refusal = Policy::new(floor)
+                .judge(&command)
+                .expect_err(&format!("docs/protocol.md:{line}: the `{floor}` floor accepts this command"));
+            let answer = CommandResult::from_outcome(id, Err(refusal.to_wire()));
+            pending_reply = Some((line, Outgoing::Result(answer)));
         } else if marker == "frame: out" {
             let doc = parse(example);
             let outgoing: Outgoing = serde_json::from_str(&example.json)
                 .unwrap_or_else(|e| panic!("docs/protocol.md:{line}: not an outgoing frame: {e}"));
             let back: Value = serde_json::from_str(&encode(&outgoing)).unwrap();
             assert_eq!(back, doc, "docs/protocol.md:{line}: does not round-trip");
-            if let Some((in_line, error)) = expected_reply {
-                let reply: Value = serde_json::from_str(&encode(&error.reply())).unwrap();
+            if let Some((in_line, reply)) = expected_reply {
+                let reply: Value = serde_json::from_str(&encode(&reply)).unwrap();
                 assert_eq!(reply, doc, "docs/protocol.md:{line}: is not the worker's reply to line {in_line}");
             }
             if let Outgoing::Register(register) = &outgoing {

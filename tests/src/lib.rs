@@ -126,14 +126,24 @@ pub struct TestCa {
 impl TestCa {
     /// Generates a fresh CA and server certificate.
     pub fn new() -> TestCa {
+        TestCa::with_server(&["localhost", "127.0.0.1"], None)
+    }
+
+    /// A fresh CA and a server certificate for `names` only; with `expired`, one whose
+    /// validity ended on that date (`(year, month, day)`, e.g. `(2021, 1, 1)`).
+    pub fn with_server(names: &[&str], expired: Option<(i32, u8, u8)>) -> TestCa {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(rcgen::DnType::CommonName, "cropscode test CA");
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca cert");
         let server_key = KeyPair::generate().expect("server key");
-        let server_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("server params");
+        let mut server_params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("server params");
+        if let Some((year, month, day)) = expired {
+            server_params.not_before = rcgen::date_time_ymd(year - 1, month, day);
+            server_params.not_after = rcgen::date_time_ymd(year, month, day);
+        }
         let server = server_params.signed_by(&server_key, &ca).expect("server cert");
         TestCa { ca_pem: ca.pem(), cert_pem: server.pem(), key_pem: server_key.serialize_pem() }
     }

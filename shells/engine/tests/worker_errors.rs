@@ -1,6 +1,7 @@
-//! Answers that need no container: commands of the next issue say they are not
-//! implemented yet (`engine_unavailable`), and a worker whose engine does not answer at
-//! all answers every command `engine_unavailable`.
+//! Answers that need no container: the stream commands sent as plain engine calls are
+//! refused (core's stream registry answers them), background execs without a data
+//! directory are `engine_unavailable`, and a worker whose engine does not answer at all
+//! answers every command `engine_unavailable`.
 
 mod common;
 

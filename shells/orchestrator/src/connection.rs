@@ -7,7 +7,6 @@
 //! and flushes it on the next read or write), which is exactly why
 //! `Behavior::HalfOpen` stops reading: the worker then hears nothing at all.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +24,10 @@ use futures_lite::{AsyncRead, AsyncWrite, StreamExt};
 use futures_rustls::TlsAcceptor;
 use smol::Timer;
 
-use crate::orchestrator::Shared;
+use crate::config::Behavior;
+use crate::event::Event;
 use crate::registry::Outbound;
-use crate::{Behavior, Event, lock};
+use crate::shared::{Shared, lock, with_timeout};
 
 /// How long a client may take for the TLS handshake and for the upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -259,14 +259,6 @@ impl Drop for ConnectionGuard {
         self.shared.record(Event::Disconnected { connection: self.connection });
         tracing::debug!(connection = self.connection, "worker connection closed");
     }
-}
-
-pub(crate) async fn with_timeout<T>(timeout: Duration, future: impl Future<Output = T>) -> Option<T> {
-    smol::future::or(async { Some(future.await) }, async {
-        Timer::after(timeout).await;
-        None
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use serde_json::{Value, json};
 use smol::Timer;
 
-use crate::connection::with_timeout;
-use crate::orchestrator::Shared;
-use crate::{Event, OrchestratorError, TimedEvent};
+use crate::error::OrchestratorError;
+use crate::event::{Event, TimedEvent, print_summary};
+use crate::shared::{Shared, with_timeout};
 
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -304,7 +304,7 @@ fn event_json(shared: &Shared, timed: &TimedEvent) -> Value {
         Event::Disconnected { connection } => json!({ "kind": "disconnected", "connection": connection }),
     };
     let at_ms = millis(timed.at.saturating_duration_since(shared.started_at));
-    json!({ "seq": timed.seq, "atMs": at_ms, "summary": crate::print_summary(&timed.event), "event": event })
+    json!({ "seq": timed.seq, "atMs": at_ms, "summary": print_summary(&timed.event), "event": event })
 }
 
 fn millis(duration: Duration) -> u64 {

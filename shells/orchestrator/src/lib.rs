@@ -17,6 +17,26 @@
 //! drop, go half-open, refuse everyone) and [`Orchestrator::stop`] simulates
 //! the orchestrator dying, freeing the port for a restart on the same address.
 //!
+//! A command's answer is a [`CommandAnswer`]: core's wire
+//! `cropscode_core::protocol::CommandResult` (the `result` frame, one type for
+//! worker and orchestrator) plus the `progress` payloads that preceded it.
+//!
+//! Modules, in layers: each imports only modules of lower layers, so no
+//! module imports one that imports it back (this file only declares them and
+//! re-exports their public items; no module imports from it):
+//!
+//! ```text
+//! 3  orchestrator   the Orchestrator handle: start, command, send, stop
+//! 2  connection     one task per worker socket: TLS, upgrade with the Bearer check, frames
+//!    http           the curl endpoint: GET /workers, GET /events, POST /workers/{id}/commands
+//!    tls            the wss:// acceptor from a TlsIdentity
+//! 1  shared         the state every task holds (Arc<Shared>); lock, with_timeout
+//! 0  registry       connections, worker ids, waiting commands, CommandAnswer, WorkerInfo
+//!    event          the bounded event log, its live feed, print_summary
+//!    config         OrchestratorConfig, TlsIdentity, Behavior
+//!    error          OrchestratorError
+//! ```
+//!
 //! Memory is bounded: the event log keeps the last [`MAX_EVENTS`] events and at
 //! most [`MAX_EVENT_PAYLOAD_BYTES`] of frame payloads (oldest dropped first),
 //! incoming messages are capped at 16 MiB, and the optional HTTP endpoint
@@ -43,156 +63,25 @@
 //! # });
 //! ```
 
-use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
-
+mod config;
 mod connection;
+mod error;
 mod event;
 mod http;
 mod orchestrator;
 mod registry;
+mod shared;
 mod tls;
 
+pub use config::{Behavior, OrchestratorConfig, TlsIdentity};
 pub use cropscode_core::protocol::{Heartbeat, Register, WireError};
+pub use error::OrchestratorError;
 pub use event::{Event, MAX_EVENT_PAYLOAD_BYTES, MAX_EVENTS, TimedEvent, print_summary};
 pub use orchestrator::Orchestrator;
-pub use registry::{CommandResult, MAX_PROGRESS_PER_COMMAND, WorkerInfo};
+pub use registry::{CommandAnswer, MAX_PROGRESS_PER_COMMAND, WorkerInfo};
 
-/// How to run an [`Orchestrator`].
-#[derive(Clone)]
-pub struct OrchestratorConfig {
-    /// Where the WebSocket listener binds; must be a loopback address. Port 0 picks a free port.
-    pub ws_addr: SocketAddr,
-    /// Where the HTTP JSON endpoint binds, if at all; must be a loopback address.
-    pub http_addr: Option<SocketAddr>,
-    /// Serve `wss://` with this identity instead of `ws://`.
-    pub tls: Option<TlsIdentity>,
-    /// Bearer tokens accepted on the upgrade request. An empty list accepts nobody.
-    pub tokens: Vec<String>,
-}
-
-impl OrchestratorConfig {
-    /// Plain `ws://` on `127.0.0.1` with a free port, no HTTP endpoint, accepting one token.
-    pub fn with_token(token: impl Into<String>) -> Self {
-        OrchestratorConfig { tokens: vec![token.into()], ..OrchestratorConfig::default() }
-    }
-}
-
-impl Default for OrchestratorConfig {
-    fn default() -> Self {
-        OrchestratorConfig {
-            ws_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            http_addr: None,
-            tls: None,
-            tokens: Vec::new(),
-        }
-    }
-}
-
-impl fmt::Debug for OrchestratorConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OrchestratorConfig")
-            .field("ws_addr", &self.ws_addr)
-            .field("http_addr", &self.http_addr)
-            .field("tls", &self.tls)
-            .field("tokens", &format_args!("[{} × ***]", self.tokens.len()))
-            .finish()
-    }
-}
-
-/// A server certificate chain and its private key, both PEM.
-#[derive(Clone)]
-pub struct TlsIdentity {
-    /// The certificate chain, leaf first (PEM, one or more `CERTIFICATE` blocks).
-    pub cert_chain_pem: String,
-    /// The leaf's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    pub key_pem: String,
-}
-
-impl fmt::Debug for TlsIdentity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsIdentity").field("cert_chain_pem", &self.cert_chain_pem).field("key_pem", &"***").finish()
-    }
-}
-
-/// How the server treats connections; switch at any time with [`Orchestrator::set_behavior`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Behavior {
-    /// Speak the protocol.
-    #[default]
-    Normal,
-    /// Complete each new upgrade (token permitting), then close the connection at once.
-    AcceptAndDrop,
-    /// Keep every socket open but stop reading and answering: no frames, no pongs, no
-    /// acknowledgements. Frames sent meanwhile are silently dropped. Applies to live
-    /// connections too; switching back to `Normal` resumes them.
-    HalfOpen,
-    /// Answer every upgrade with HTTP 401.
-    RejectAll,
-}
-
-/// Why a command or a raw send failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OrchestratorError {
-    /// No registered worker with this id is connected.
-    UnknownWorker(String),
-    /// The worker's connection closed before the frame could be written.
-    Disconnected,
-    /// No `result` arrived within the time limit.
-    Timeout,
-    /// [`Orchestrator::stop`] was called.
-    Stopped,
-}
-
-impl fmt::Display for OrchestratorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OrchestratorError::UnknownWorker(id) => write!(f, "no connected worker with id `{id}`"),
-            OrchestratorError::Disconnected => f.write_str("the worker's connection closed"),
-            OrchestratorError::Timeout => f.write_str("timed out waiting for the command's result"),
-            OrchestratorError::Stopped => f.write_str("the orchestrator was stopped"),
-        }
-    }
-}
-
-impl std::error::Error for OrchestratorError {}
-
-/// Refuses anything but a loopback address: this orchestrator has no business on a network.
-fn require_loopback(addr: SocketAddr, what: &str) -> std::io::Result<()> {
-    if addr.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("the local orchestrator binds loopback addresses only; {what} {addr} is not one"),
-        ))
-    }
-}
-
-/// Locks a mutex, carrying on through poisoning: every critical section
-/// leaves the state consistent, so a panicked holder cannot corrupt it.
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_hides_secrets() {
-        let mut config = OrchestratorConfig::with_token("hunter2");
-        config.tls = Some(TlsIdentity { cert_chain_pem: "CERT".into(), key_pem: "PRIVATE".into() });
-        let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("PRIVATE"), "{shown}");
-    }
-
-    #[test]
-    fn refuses_non_loopback() {
-        assert!(require_loopback("127.0.0.1:1".parse().unwrap(), "ws_addr").is_ok());
-        assert!(require_loopback("[::1]:1".parse().unwrap(), "ws_addr").is_ok());
-        assert!(require_loopback("0.0.0.0:1".parse().unwrap(), "ws_addr").is_err());
-        assert!(require_loopback("192.168.1.2:1".parse().unwrap(), "ws_addr").is_err());
-    }
-}
+/// The former name of [`CommandAnswer`], kept while callers move over
+/// (`tests/src/engines.rs`, `tests/tests/streams/mod.rs`). It is not the wire
+/// type: that one is `cropscode_core::protocol::CommandResult`, which a
+/// `CommandAnswer` holds as [`CommandAnswer::frame`].
+pub type CommandResult = CommandAnswer;

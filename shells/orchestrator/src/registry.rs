@@ -8,10 +8,11 @@
 //! worker — held while it was disconnected — still finds its waiter).
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::time::Instant;
 
 use async_tungstenite::tungstenite::Message;
-use cropscode_core::protocol::{self, Heartbeat, Register, WireError};
+use cropscode_core::protocol::{self, Heartbeat, Register};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -21,43 +22,35 @@ pub const MAX_PROGRESS_PER_COMMAND: usize = 1024;
 /// Longest worker id the orchestrator adopts from a `worker.register`.
 const MAX_WORKER_ID_BYTES: usize = 128;
 
-/// The answer to a command: the worker's `result` frame plus the `progress` that preceded it.
+/// The answer to a command: the worker's `result` frame (core's
+/// [`protocol::CommandResult`], the one type for it) plus the `progress` that
+/// preceded it.
+///
+/// It dereferences to the frame, so `answer.id`, `answer.ok` and
+/// `answer.outcome()` read the frame's fields. Serialized, it is the frame's
+/// fields and `progress` side by side (what `POST /workers/{id}/commands` answers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CommandResult {
-    /// The command id.
-    pub id: String,
-    /// `true` with `result`, `false` with `error`.
-    pub ok: bool,
-    /// The payload when `ok`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-    /// The failure when not `ok`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<WireError>,
+pub struct CommandAnswer {
+    /// The worker's `result` frame for the command id.
+    #[serde(flatten)]
+    pub frame: protocol::CommandResult,
     /// The `progress` payloads received for this id while the command was waiting, in order.
     #[serde(default)]
     pub progress: Vec<Value>,
 }
 
-impl CommandResult {
-    /// The outcome as a `Result`.
-    pub fn outcome(&self) -> Result<&Value, &WireError> {
-        match (&self.error, &self.result) {
-            (Some(e), _) => Err(e),
-            (None, Some(v)) => Ok(v),
-            (None, None) => Ok(&Value::Null),
-        }
-    }
-
+impl CommandAnswer {
     /// The wire `result` frame (without progress).
     pub fn to_wire(&self) -> protocol::CommandResult {
-        protocol::CommandResult {
-            id: self.id.clone(),
-            ok: self.ok,
-            result: self.result.clone(),
-            error: self.error.clone(),
-        }
+        self.frame.clone()
+    }
+}
+
+impl Deref for CommandAnswer {
+    type Target = protocol::CommandResult;
+
+    fn deref(&self) -> &protocol::CommandResult {
+        &self.frame
     }
 }
 
@@ -102,7 +95,7 @@ struct RegisteredWorker {
 struct Waiter {
     key: u64,
     progress: Vec<Value>,
-    reply: async_channel::Sender<CommandResult>,
+    reply: async_channel::Sender<CommandAnswer>,
 }
 
 #[derive(Default)]
@@ -220,7 +213,7 @@ impl Registry {
     }
 
     /// Parks a waiter for command `id`; returns its key (to remove it) and where the result arrives.
-    pub(crate) fn add_waiter(&mut self, id: &str) -> (u64, async_channel::Receiver<CommandResult>) {
+    pub(crate) fn add_waiter(&mut self, id: &str) -> (u64, async_channel::Receiver<CommandAnswer>) {
         self.next_waiter += 1;
         let key = self.next_waiter;
         let (reply, rx) = async_channel::bounded(1);
@@ -247,13 +240,7 @@ impl Registry {
             return;
         };
         for waiter in waiters {
-            let answer = CommandResult {
-                id: result.id.clone(),
-                ok: result.ok,
-                result: result.result.clone(),
-                error: result.error.clone(),
-                progress: waiter.progress,
-            };
+            let answer = CommandAnswer { frame: result.clone(), progress: waiter.progress };
             let _ = waiter.reply.try_send(answer);
         }
     }
@@ -332,7 +319,10 @@ mod tests {
         registry.remove_waiter("c-1", b);
         registry.route_result(protocol::CommandResult::from_outcome("c-1".into(), Ok(Value::from("done"))));
         let got = rx_a.try_recv().unwrap();
-        assert_eq!((got.ok, got.result, got.progress), (true, Some(Value::from("done")), vec![Value::from(50)]));
+        assert_eq!(
+            (got.frame.ok, got.frame.result, got.progress),
+            (true, Some(Value::from("done")), vec![Value::from(50)])
+        );
         assert!(rx_b.try_recv().is_err());
         assert!(registry.waiters.is_empty());
     }

@@ -10,7 +10,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::TlsIdentity;
+use crate::config::TlsIdentity;
 
 pub(crate) fn acceptor(identity: &TlsIdentity) -> io::Result<TlsAcceptor> {
     let certs = CertificateDer::pem_slice_iter(identity.cert_chain_pem.as_bytes())
