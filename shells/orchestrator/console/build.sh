@@ -18,10 +18,16 @@ case "${1:-}" in
     *) echo "usage: build.sh [--check]" >&2; exit 2 ;;
 esac
 
-# The lock file's integrity hashes pin every byte; `npm ci` installs exactly that.
-if ! npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null; then
-    echo "build.sh: npm ci failed (is the npm registry reachable?)" >&2
-    exit 1
+# The lock file's integrity hashes pin every byte; `npm ci` installs exactly that (again only
+# when package-lock.json changed: a stamp holds its hash).
+stamp=node_modules/.cropscode-lock.sha256
+sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f $stamp || $(<"$stamp") != "$sum" ]]; then
+    if ! npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null; then
+        echo "build.sh: npm ci failed (is the npm registry reachable?)" >&2
+        exit 1
+    fi
+    printf '%s\n' "$sum" >"$stamp"
 fi
 
 out=$(mktemp -d)
