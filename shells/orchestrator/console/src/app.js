@@ -691,7 +691,8 @@ class Term {
     this.inputLog.push({ offset: this.inputSent, bytes: data });
     let kept = this.inputLog.reduce((n, e) => n + e.bytes.length, 0);
     while (kept > INPUT_KEPT && this.inputLog.length > 1) kept -= this.inputLog.shift().bytes.length;
-    socket.send({ op: 'input', term: this.id, offset: this.inputSent, data: text });
+    // Before the first `opened` the input waits in inputLog; `opened` (inputOffset 0) sends it.
+    if (this.opened) socket.send({ op: 'input', term: this.id, offset: this.inputSent, data: text });
     this.inputSent += data.length;
   }
 
