@@ -15,6 +15,13 @@ pub struct OrchestratorConfig {
     pub tls: Option<TlsIdentity>,
     /// Bearer tokens accepted on the upgrade request. An empty list accepts nobody.
     pub tokens: Vec<String>,
+    /// The secret of the HTTP endpoint and the console (`Authorization: Bearer`, the
+    /// `key.` WebSocket subprotocol); `None` makes a fresh one (32 random bytes, hex)
+    /// at start, which [`Orchestrator::http_secret`](crate::Orchestrator::http_secret) tells.
+    pub http_secret: Option<String>,
+    /// Serve the test hooks of the HTTP endpoint (`POST /test/drop-worker-connections`).
+    /// `cropscode dev` and the tests turn them on; off by default.
+    pub test_hooks: bool,
 }
 
 impl OrchestratorConfig {
@@ -31,6 +38,8 @@ impl Default for OrchestratorConfig {
             http_addr: None,
             tls: None,
             tokens: Vec::new(),
+            http_secret: None,
+            test_hooks: false,
         }
     }
 }
@@ -42,6 +51,8 @@ impl fmt::Debug for OrchestratorConfig {
             .field("http_addr", &self.http_addr)
             .field("tls", &self.tls)
             .field("tokens", &format_args!("[{} × ***]", self.tokens.len()))
+            .field("http_secret", &self.http_secret.as_ref().map(|_| "***"))
+            .field("test_hooks", &self.test_hooks)
             .finish()
     }
 }
@@ -78,6 +89,33 @@ pub enum Behavior {
     RejectAll,
 }
 
+/// 32 random bytes from the OS, as 64 hex characters: the HTTP endpoint's per-run secret.
+pub(crate) fn random_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    os_random(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(unix)]
+fn os_random(bytes: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(bytes)
+}
+
+/// Without `/dev/urandom` (Windows): std's hasher keys are seeded from the OS's random
+/// source (`ProcessPrng`), one fresh `RandomState` per 8 bytes.
+#[cfg(not(unix))]
+fn os_random(bytes: &mut [u8]) -> std::io::Result<()> {
+    use std::hash::{BuildHasher, Hasher};
+    for chunk in bytes.chunks_mut(8) {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(0);
+        let word = hasher.finish().to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+    Ok(())
+}
+
 /// Refuses anything but a loopback address: this orchestrator has no business on a network.
 pub(crate) fn require_loopback(addr: SocketAddr, what: &str) -> std::io::Result<()> {
     if addr.ip().is_loopback() {
@@ -97,9 +135,18 @@ mod tests {
     #[test]
     fn debug_hides_secrets() {
         let mut config = OrchestratorConfig::with_token("hunter2");
+        config.http_secret = Some("swordfish".into());
         config.tls = Some(TlsIdentity { cert_chain_pem: "CERT".into(), key_pem: "PRIVATE".into() });
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("PRIVATE"), "{shown}");
+        assert!(!shown.contains("hunter2") && !shown.contains("PRIVATE") && !shown.contains("swordfish"), "{shown}");
+    }
+
+    #[test]
+    fn secrets_are_long_and_fresh() {
+        let (a, b) = (random_secret().unwrap(), random_secret().unwrap());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 
     #[test]
