@@ -2,11 +2,17 @@
 //! `console` cargo feature is on (the `cropscode` binary turns it on; the ARM
 //! builds measure what it costs). Without it, `GET /` says the build has none.
 
-/// Headers on every answer of the endpoint (`console/API.md` § 3): the page may load
-/// only its own scripts and styles and talk only to this origin; nothing is cached.
-pub(crate) const SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'none'; script-src 'self'; \
-style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store\r\n";
+/// Headers on every answer of the endpoint on `port` (`console/API.md` § 3): the page may
+/// load only its own scripts and styles and talk only to this origin (its WebSocket named
+/// too: older browsers do not count `ws://` as `'self'`); nothing is cached.
+pub(crate) fn security_headers(port: u16) -> String {
+    format!(
+        "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self' ws://127.0.0.1:{port} ws://localhost:{port}; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n\
+         Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
+    )
+}
 
 /// An embedded file: its content type and bytes.
 pub(crate) struct Asset {

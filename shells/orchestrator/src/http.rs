@@ -34,7 +34,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use serde_json::{Value, json};
 use smol::Timer;
 
-use crate::assets::{self, SECURITY_HEADERS};
+use crate::assets::{self, security_headers};
 use crate::console::{self, SUBPROTOCOL};
 use crate::error::OrchestratorError;
 use crate::event::{Event, TimedEvent, print_summary};
@@ -157,11 +157,12 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream, slot: Slot, local: So
         }
     };
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{SECURITY_HEADERS}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
         reply.status,
         reason(reply.status),
         reply.content_type,
-        reply.body.len()
+        reply.body.len(),
+        security_headers(local.port()),
     );
     let written = async {
         stream.write_all(head.as_bytes()).await?;

@@ -293,7 +293,8 @@ impl Relay {
             return self.error(socket, None, "invalid_request", &message);
         }
         if self.terminals.contains_key(&term) {
-            return self.error(socket, Some(&term), "conflict", "this terminal is already open; attach to it");
+            // The browser asks again (its socket dropped before `opened`): no second shell.
+            return self.attach(socket, &term, 0);
         }
         if self.terminals.len() >= MAX_TERMINALS {
             let message = format!("at most {MAX_TERMINALS} terminals at once; close one first");
