@@ -830,3 +830,6 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

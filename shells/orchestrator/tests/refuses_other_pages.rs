@@ -147,6 +147,8 @@ fn the_page_needs_no_key_but_the_right_host_and_origin() {
             assert_eq!(status, 200, "{text}");
             assert!(text.contains("Content-Type: text/html; charset=utf-8"), "{text}");
             assert!(text.contains("Content-Security-Policy: default-src 'none'; script-src 'self';"), "{text}");
+            let ws = format!("connect-src 'self' ws://127.0.0.1:{0} ws://localhost:{0};", addr.port());
+            assert!(text.contains(&ws), "{text}");
             assert!(text.contains("X-Content-Type-Options: nosniff") && text.contains("Cache-Control: no-store"));
             assert!(text.contains("Referrer-Policy: no-referrer"), "{text}");
             let (status, text) = status_of_any(addr, &get("/assets/app.js", "")).await;
