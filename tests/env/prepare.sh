@@ -26,7 +26,10 @@
 #     and 127.0.0.1:5000/cropscode-test/busybox:latest pushed into the local registry
 #     (then untagged locally) for pull tests;
 #   - /run/cropscode-test/engines.env: `export DOCKER_SOCK=… PODMAN_SOCK=… REGISTRY=…`
-#     for the tests to source or read.
+#     for the tests to source or read;
+#   - for the console's browser test (tests/browser/): Debian's chromium and a font, and the
+#     test's pinned npm packages (`npm ci` in tests/browser, skipped while its lock file is
+#     unchanged); Node.js and npm are the machine's own.
 #
 # Images carry the label cropscode.test.recipe=$RECIPE; bump RECIPE when the image
 # contents change so that prepared machines rebuild them.
@@ -45,7 +48,8 @@ ENV_FILE=$STATE_DIR/engines.env
 DOCKER=/usr/bin/docker
 
 PACKAGES=(docker.io podman runc conmon containernetworking-plugins uidmap fuse-overlayfs slirp4netns
-    iptables busybox-static docker-registry git curl ca-certificates)
+    iptables busybox-static docker-registry git curl ca-certificates chromium fonts-dejavu-core)
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 if [[ $(id -u) -ne 0 ]]; then
     if command -v sudo >/dev/null; then
@@ -286,6 +290,17 @@ push_to_registry() {
     quiet "$LOG_DIR/push.log" $DOCKER rmi "$remote"
 }
 
+# ---------------------------------------------------------------- browser test
+# `npm ci` where the installed tree is not the one package-lock.json pins (a stamp holds its hash).
+npm_ci() {
+    local dir=$1 stamp=$1/node_modules/.cropscode-lock.sha256 sum
+    command -v npm >/dev/null || fail "npm is needed for the browser test (Node.js 20 with npm)"
+    sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    [[ -f $stamp && $(<"$stamp") == "$sum" ]] && return 0
+    quiet "$LOG_DIR/npm.log" npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts
+    printf '%s\n' "$sum" >"$stamp"
+}
+
 # ---------------------------------------------------------------- main
 install_packages
 configure
@@ -293,6 +308,7 @@ start_services
 prepare_image cropscode-test/busybox:latest make_busybox_rootfs /bin/sh -c 'id user && ls /tmp'
 prepare_image cropscode-test/git:latest make_git_rootfs /bin/sh -c 'git --version && git init -q /tmp/r'
 push_to_registry
+npm_ci "$REPO/tests/browser"
 
 write_file "$ENV_FILE" "export DOCKER_SOCK=$DOCKER_SOCK
 export PODMAN_SOCK=$PODMAN_SOCK

@@ -2,8 +2,11 @@
 //! process, for a first look and for development.
 //!
 //! The orchestrator (from `cropscode-orchestrator`) listens on loopback only,
-//! with a fresh random token that never leaves the process (it is not printed
-//! and not put in argv). The worker runs on its own thread exactly as
+//! with a fresh random worker token that never leaves the process (it is not
+//! printed and not put in argv), and a second per-run secret for its HTTP
+//! endpoint and console page: printed once, in the console URL's fragment
+//! (`http://127.0.0.1:PORT/#key=SECRET`), and offered to a browser through a
+//! private redirect file rather than argv. The worker runs on its own thread exactly as
 //! `cropscode worker` does, but its configuration is built from a throwaway
 //! directory: `HOME`, the data directory and `worker.json` all live under a
 //! temporary directory removed at exit, so `dev` never reads or writes the
@@ -42,6 +45,9 @@ pub struct DevCommand {
     /// text or json
     #[argh(option)]
     pub log_format: Option<String>,
+    /// do not open the console in a browser
+    #[argh(switch)]
+    pub no_open: bool,
 }
 
 /// Logs in `dev` are for surprises only: the event lines tell the story.
@@ -68,6 +74,8 @@ impl DevCommand {
             ws_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
             http_addr: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, self.http_port))),
             tokens: vec![token.clone()],
+            // The drop-connections hook lets the browser test prove terminals survive a reconnect.
+            test_hooks: true,
             ..OrchestratorConfig::default()
         }))
         .map_err(|e| {
@@ -80,19 +88,26 @@ impl DevCommand {
         let http_url = orchestrator.http_url().unwrap_or_default();
         let config = config::resolve(&flags, &dev_env(&scratch.path, &ws_url, &token))?;
 
+        let console_url = orchestrator.console_url().unwrap_or_default();
         println!("cropscode dev — a local orchestrator and a worker, in this process");
+        println!();
+        println!("  console:  {console_url}");
+        println!("            (open it in a browser on this machine; the key after # is this run's secret)");
         println!();
         println!("  orchestrator (WebSocket)  {ws_url}");
         println!("  orchestrator (HTTP)       {http_url}");
         println!("  worker data (temporary)   {}", scratch.path.display());
         println!();
-        println!("  list workers:     curl -s {http_url}/workers");
-        println!("  recent events:    curl -s '{http_url}/events?since=0'");
-        println!("  send a command:   curl -s -X POST {http_url}/workers/WORKER_ID/commands \\");
-        println!("                      -d '{{\"type\": \"container.list-all\", \"params\": {{}}}}'");
+        println!("  the HTTP API wants the key:  export CROPSCODE_DEV_KEY={}", orchestrator.http_secret());
+        println!("  list workers:     curl -s -H \"{AUTH}\" {http_url}/workers");
+        println!("  send a command:   curl -s -X POST {http_url}/workers/WORKER_ID/commands -H \"{AUTH}\" \\");
+        println!("                      -H 'Content-Type: application/json' -d '{{\"type\": \"container.list-all\"}}'");
         println!();
         println!("Press Ctrl-C to stop.");
         println!();
+        if !self.no_open {
+            offer_browser(&scratch.path, &console_url);
+        }
 
         let shutdown = cropscode_runtime::shutdown_signal()
             .map_err(|e| Failure::Runtime(format!("cannot watch for Ctrl-C: {e}")))?;
@@ -127,9 +142,16 @@ impl DevCommand {
     }
 }
 
+/// The curl header for the HTTP API, reading the key from the environment (not argv).
+const AUTH: &str = "Authorization: Bearer $CROPSCODE_DEV_KEY";
+
 /// One line per interesting event. Every text frame is also reported as a
-/// `Frame` event; registrations and heartbeats have their own, nicer lines.
+/// `Frame` event; registrations and heartbeats have their own, nicer lines;
+/// frames sent to the worker (`Sent`) are left to the console's audit trail.
 fn summary(event: &Event, http_url: &str) -> Option<String> {
+    if let Event::Sent { .. } = event {
+        return None;
+    }
     if let Event::Frame { text, .. } = event {
         let kind = serde_json::from_str::<serde_json::Value>(text).ok()?.get("type")?.as_str()?.to_owned();
         if kind == "worker.register" || kind == "worker.heartbeat" {
@@ -139,10 +161,47 @@ fn summary(event: &Event, http_url: &str) -> Option<String> {
     let mut line = print_summary(event);
     if let Event::Registered { worker_id, .. } = event {
         line.push_str(&format!(
-            "\n  try: curl -s -X POST {http_url}/workers/{worker_id}/commands -d '{{\"type\": \"container.list-all\", \"params\": {{}}}}'"
+            "\n  try: curl -s -X POST {http_url}/workers/{worker_id}/commands -H \"{AUTH}\" -H 'Content-Type: application/json' -d '{{\"type\": \"container.list-all\"}}'"
         ));
     }
     Some(line)
+}
+
+/// Opens the console in a browser when one is at hand: stdout is a terminal, not under CI,
+/// and `xdg-open` (or macOS's `open`) is on the PATH. Never waits for it. The URL (with its
+/// secret) goes through a redirect file in the private scratch directory, not through argv,
+/// where every user of the machine could read it.
+fn offer_browser(scratch: &Path, console_url: &str) {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || std::env::var_os("CI").is_some() {
+        return;
+    }
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let found =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(opener).is_file()));
+    if !found || cfg!(windows) {
+        return;
+    }
+    let page = scratch.join("console.html");
+    let html = format!(
+        "<!doctype html><meta charset=utf-8><meta name=referrer content=no-referrer>\
+         <meta http-equiv=refresh content=\"0;url={console_url}\"><title>cropscode console</title>"
+    );
+    if cropscode_runtime::state::write_atomically(&page, html.as_bytes(), 0o600).is_err() {
+        return;
+    }
+    let child = std::process::Command::new(opener)
+        .arg(&page)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Ok(mut child) = child {
+        println!("Opening the console in your browser (--no-open not to).");
+        println!();
+        // Reap it whenever it exits; `dev` never waits for it.
+        std::thread::spawn(move || child.wait());
+    }
 }
 
 /// The environment the dev worker's configuration is resolved from: the

@@ -17,6 +17,13 @@ pub struct OrchestratorConfig {
     pub tokens: Vec<String>,
     /// The gateway named in every `worker.registered` (`gateway.url`), if any.
     pub gateway_url: Option<String>,
+    /// The secret of the HTTP endpoint and the console (`Authorization: Bearer`, the
+    /// `key.` WebSocket subprotocol); `None` makes a fresh one (32 random bytes, hex)
+    /// at start, which [`Orchestrator::http_secret`](crate::Orchestrator::http_secret) tells.
+    pub http_secret: Option<String>,
+    /// Serve the test hooks of the HTTP endpoint (`POST /test/drop-worker-connections`).
+    /// `cropscode dev` and the tests turn them on; off by default.
+    pub test_hooks: bool,
 }
 
 impl OrchestratorConfig {
@@ -34,6 +41,8 @@ impl Default for OrchestratorConfig {
             tls: None,
             tokens: Vec::new(),
             gateway_url: None,
+            http_secret: None,
+            test_hooks: false,
         }
     }
 }
@@ -46,6 +55,8 @@ impl fmt::Debug for OrchestratorConfig {
             .field("tls", &self.tls)
             .field("tokens", &format_args!("[{} × ***]", self.tokens.len()))
             .field("gateway_url", &self.gateway_url.as_ref().map(|_| "…"))
+            .field("http_secret", &self.http_secret.as_ref().map(|_| "***"))
+            .field("test_hooks", &self.test_hooks)
             .finish()
     }
 }
@@ -82,6 +93,33 @@ pub enum Behavior {
     RejectAll,
 }
 
+/// 32 random bytes from the OS, as 64 hex characters: the HTTP endpoint's per-run secret.
+pub(crate) fn random_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    os_random(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(unix)]
+fn os_random(bytes: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(bytes)
+}
+
+/// Without `/dev/urandom` (Windows): std's hasher keys are seeded from the OS's random
+/// source (`ProcessPrng`), one fresh `RandomState` per 8 bytes.
+#[cfg(not(unix))]
+fn os_random(bytes: &mut [u8]) -> std::io::Result<()> {
+    use std::hash::{BuildHasher, Hasher};
+    for chunk in bytes.chunks_mut(8) {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(0);
+        let word = hasher.finish().to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+    Ok(())
+}
+
 /// Refuses anything but a loopback address: this orchestrator has no business on a network.
 pub(crate) fn require_loopback(addr: SocketAddr, what: &str) -> std::io::Result<()> {
     if addr.ip().is_loopback() {
@@ -101,9 +139,18 @@ mod tests {
     #[test]
     fn debug_hides_secrets() {
         let mut config = OrchestratorConfig::with_token("hunter2");
+        config.http_secret = Some("swordfish".into());
         config.tls = Some(TlsIdentity { cert_chain_pem: "CERT".into(), key_pem: "PRIVATE".into() });
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("PRIVATE"), "{shown}");
+        assert!(!shown.contains("hunter2") && !shown.contains("PRIVATE") && !shown.contains("swordfish"), "{shown}");
+    }
+
+    #[test]
+    fn secrets_are_long_and_fresh() {
+        let (a, b) = (random_secret().unwrap(), random_secret().unwrap());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 
     #[test]

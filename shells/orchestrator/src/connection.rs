@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_net::{TcpListener, TcpStream};
 use async_tungstenite::accept_hdr_async_with_config;
@@ -27,7 +27,7 @@ use smol::Timer;
 use crate::config::Behavior;
 use crate::event::Event;
 use crate::registry::Outbound;
-use crate::shared::{Shared, lock, with_timeout};
+use crate::shared::{Shared, bearer_token, lock, with_timeout};
 
 /// How long a client may take for the TLS handshake and for the upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,21 +137,30 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, connectio
         match step {
             Step::BehaviorChanged => {}
             Step::Outbound(Ok(frame)) => {
+                let text = frame.message.to_text().ok().filter(|_| frame.message.is_text()).map(str::to_owned);
                 let written = ws.send(frame.message).await.is_ok();
                 let _ = frame.written.try_send(written);
                 if !written {
                     return;
                 }
+                if let Some(text) = text {
+                    record_sent(&shared, connection, text);
+                }
             }
             Step::Outbound(Err(_)) => return,
             Step::Incoming(Some(Ok(Message::Text(text)))) => {
-                if let Some(reply) = handle_text(&shared, connection, text.as_str())
-                    && ws.send(Message::text(reply)).await.is_err()
-                {
+                let Some(reply) = handle_text(&shared, connection, text.as_str()) else { continue };
+                if ws.send(Message::text(reply.text.clone())).await.is_err() {
                     return;
+                }
+                record_sent(&shared, connection, reply.text);
+                // After the acknowledgement, so the worker hears it before any re-attach.
+                if let Some(worker_id) = reply.registered {
+                    lock(&shared.relay).worker_registered(&worker_id, connection, Instant::now());
                 }
             }
             Step::Incoming(Some(Ok(Message::Binary(bytes)))) => {
+                shared.relay_output(connection, &bytes);
                 shared.record(Event::Binary { connection, bytes: bytes.to_vec() });
             }
             // Pings are answered by tungstenite; a close is answered too, and the
@@ -172,9 +181,22 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, connectio
     }
 }
 
+/// The answer to a worker's frame, and the worker id when it was a registration.
+struct Reply {
+    text: String,
+    registered: Option<String>,
+}
+
+fn record_sent(shared: &Shared, connection: u64, text: String) {
+    let worker_id = lock(&shared.registry).worker_of(connection);
+    shared.record(Event::Sent { connection, worker_id, text });
+}
+
 /// Records a text frame and acts on it; returns the reply to send, if any.
-fn handle_text(shared: &Shared, connection: u64, text: &str) -> Option<String> {
-    shared.record(Event::Frame { connection, text: text.to_string() });
+fn handle_text(shared: &Shared, connection: u64, text: &str) -> Option<Reply> {
+    let worker_id = lock(&shared.registry).worker_of(connection);
+    shared.record(Event::Frame { connection, worker_id, text: text.to_string() });
+    let reply = |text: String| Some(Reply { text, registered: None });
     match serde_json::from_str::<Outgoing>(text) {
         Ok(Outgoing::Register(register)) if register.protocol_version != PROTOCOL_VERSION => {
             let message = format!(
@@ -182,7 +204,7 @@ fn handle_text(shared: &Shared, connection: u64, text: &str) -> Option<String> {
                 register.protocol_version
             );
             let error = serde_json::json!({ "code": ErrorCode::InvalidRequest.as_str(), "message": message });
-            Some(serde_json::json!({ "type": "worker.rejected", "error": error }).to_string())
+            reply(serde_json::json!({ "type": "worker.rejected", "error": error }).to_string())
         }
         Ok(Outgoing::Register(register)) => {
             let worker_id = lock(&shared.registry).register(connection, register.clone());
@@ -192,7 +214,7 @@ fn handle_text(shared: &Shared, connection: u64, text: &str) -> Option<String> {
             if let Some(url) = &shared.gateway_url {
                 registered["gateway"] = serde_json::json!({ "url": url });
             }
-            Some(registered.to_string())
+            Some(Reply { text: registered.to_string(), registered: Some(worker_id) })
         }
         Ok(Outgoing::Heartbeat(heartbeat)) => {
             let worker_id = lock(&shared.registry).heartbeat(connection, &heartbeat);
@@ -200,7 +222,11 @@ fn handle_text(shared: &Shared, connection: u64, text: &str) -> Option<String> {
             None
         }
         Ok(Outgoing::Result(result)) => {
-            lock(&shared.registry).route_result(result);
+            let outcome = result.outcome().map_err(|e| (e.code.as_str(), e.message.as_str()));
+            let for_relay = lock(&shared.relay).worker_result(connection, &result.id, outcome, Instant::now());
+            if !for_relay {
+                lock(&shared.registry).route_result(result);
+            }
             None
         }
         Ok(Outgoing::Progress(progress)) => {
@@ -234,12 +260,6 @@ fn check_upgrade(shared: &Shared, request: &Request, response: Response) -> Resu
     Err(refusal)
 }
 
-/// The token of an `Authorization: Bearer <token>` value.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
 /// A query parameter named like a token, or an accepted token anywhere in the URL.
 fn token_in_url(shared: &Shared, uri: &Uri) -> bool {
     let named = uri.query().is_some_and(|query| {
@@ -260,6 +280,7 @@ struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         lock(&self.shared.registry).remove_connection(self.connection);
+        lock(&self.shared.relay).connection_closed(self.connection, Instant::now());
         self.shared.record(Event::Disconnected { connection: self.connection });
         tracing::debug!(connection = self.connection, "worker connection closed");
     }

@@ -55,6 +55,18 @@ pub enum Event {
     Frame {
         /// The connection it arrived on.
         connection: u64,
+        /// The worker id of that connection, once it registered.
+        worker_id: Option<String>,
+        /// The frame, verbatim.
+        text: String,
+    },
+    /// A text frame was written to a worker (a command, from any sender, or a
+    /// `worker.registered`/`worker.rejected` answer).
+    Sent {
+        /// The connection it was written to.
+        connection: u64,
+        /// The worker id of that connection, once it registered.
+        worker_id: Option<String>,
         /// The frame, verbatim.
         text: String,
     },
@@ -75,7 +87,7 @@ pub enum Event {
 impl Event {
     fn payload_len(&self) -> usize {
         match self {
-            Event::Frame { text, .. } => text.len(),
+            Event::Frame { text, .. } | Event::Sent { text, .. } => text.len(),
             Event::Binary { bytes, .. } => bytes.len(),
             _ => 0,
         }
@@ -201,8 +213,18 @@ pub fn print_summary(event: &Event) -> String {
             }
             line
         }
-        Event::Frame { connection, text } => {
+        Event::Frame { connection, text, .. } => {
             format!("frame from connection {connection}: {}", shorten(text, 160))
+        }
+        Event::Sent { connection, worker_id, text } => {
+            let to = worker_id.clone().unwrap_or_else(|| format!("connection {connection}"));
+            let frame = serde_json::from_str::<serde_json::Value>(text).ok();
+            let field = |name: &str| frame.as_ref().and_then(|f| f.get(name)?.as_str().map(str::to_owned));
+            match (field("type"), field("id")) {
+                (Some(kind), Some(id)) => format!("sent to {to}: {kind} {id}"),
+                (Some(kind), None) => format!("sent to {to}: {kind}"),
+                _ => format!("sent to {to}: {}", shorten(text, 160)),
+            }
         }
         Event::Binary { connection, bytes } => {
             format!("binary frame from connection {connection}: {} bytes", bytes.len())
@@ -246,8 +268,8 @@ mod tests {
         assert!(log.since(MAX_EVENTS as u64 + 5, 10).is_empty());
 
         let big = "x".repeat(MAX_EVENT_PAYLOAD_BYTES / 2 + 1);
-        log.push(Event::Frame { connection: 1, text: big.clone() });
-        log.push(Event::Frame { connection: 1, text: big });
+        log.push(Event::Frame { connection: 1, worker_id: None, text: big.clone() });
+        log.push(Event::Frame { connection: 1, worker_id: None, text: big });
         assert!(log.payload_bytes <= MAX_EVENT_PAYLOAD_BYTES);
         assert!(matches!(log.events.back().map(|e| &e.event), Some(Event::Frame { .. })));
     }
@@ -276,7 +298,10 @@ mod tests {
         let heartbeat = Heartbeat { cpu_usage: 3.24, memory_free: 1288490189, ..Heartbeat::default() };
         let line = print_summary(&Event::Heartbeat { connection: 1, worker_id: Some("w-1".into()), heartbeat });
         assert_eq!(line, "heartbeat from w-1: cpu 3.2%, mem free 1.2 GiB, 0 containers");
-        let line = print_summary(&Event::Frame { connection: 2, text: "é".repeat(200) });
+        let line = print_summary(&Event::Frame { connection: 2, worker_id: None, text: "é".repeat(200) });
         assert!(line.ends_with("(400 bytes)"), "{line}");
+        let text = r#"{"type":"container.start","id":"c-7","params":{}}"#.to_string();
+        let line = print_summary(&Event::Sent { connection: 1, worker_id: Some("w-1".into()), text });
+        assert_eq!(line, "sent to w-1: container.start c-7");
     }
 }

@@ -26,14 +26,17 @@
 //! re-exports their public items; no module imports from it):
 //!
 //! ```text
-//! 3  orchestrator   the Orchestrator handle: start, command, send, stop
+//! 4  orchestrator   the Orchestrator handle: start, command, send, stop
+//! 3  http           the HTTP endpoint: its checks, the page, the JSON API, the console upgrade
 //! 2  connection     one task per worker socket: TLS, upgrade with the Bearer check, frames
-//!    http           the curl endpoint: GET /workers, GET /events, POST /workers/{id}/commands
+//!    console        one task per console WebSocket; the task carrying the relay's frames
+//!    assets         the console page, embedded (cargo feature `console`)
 //!    tls            the wss:// acceptor from a TlsIdentity
 //! 1  shared         the state every task holds (Arc<Shared>); lock, with_timeout
 //! 0  registry       connections, worker ids, waiting commands, CommandAnswer, WorkerInfo
+//!    relay          the console's terminals: state, buffers, offsets (no I/O)
 //!    event          the bounded event log, its live feed, print_summary
-//!    config         OrchestratorConfig, TlsIdentity, Behavior
+//!    config         OrchestratorConfig, TlsIdentity, Behavior, the per-run secret
 //!    error          OrchestratorError
 //! ```
 //!
@@ -63,19 +66,24 @@
 //! # });
 //! ```
 
+mod assets;
 mod config;
 mod connection;
+mod console;
 mod error;
 mod event;
 mod http;
 mod orchestrator;
 mod registry;
+mod relay;
 mod shared;
 mod tls;
 
 pub use config::{Behavior, OrchestratorConfig, TlsIdentity};
+pub use console::MAX_CONSOLE_MESSAGE_BYTES;
 pub use cropscode_core::protocol::{Heartbeat, Register, WireError};
 pub use error::OrchestratorError;
 pub use event::{Event, MAX_EVENT_PAYLOAD_BYTES, MAX_EVENTS, TimedEvent, print_summary};
 pub use orchestrator::Orchestrator;
 pub use registry::{CommandAnswer, MAX_PROGRESS_PER_COMMAND, WorkerInfo};
+pub use relay::{IDLE_TIMEOUT, INPUT_KEPT_BYTES, MAX_TERMINALS, MAX_TERMINALS_PER_SOCKET, OUTPUT_BUFFER_BYTES};

@@ -15,12 +15,12 @@ use async_net::TcpListener;
 use async_tungstenite::tungstenite::Message;
 use serde_json::Value;
 
-use crate::config::{Behavior, OrchestratorConfig, require_loopback};
+use crate::config::{Behavior, OrchestratorConfig, random_secret, require_loopback};
 use crate::error::OrchestratorError;
 use crate::event::{Event, TimedEvent};
 use crate::registry::{CommandAnswer, WorkerInfo};
 use crate::shared::Shared;
-use crate::{connection, http, tls};
+use crate::{connection, console, http, tls};
 
 /// A running local orchestrator. Cheap to clone; dropping the last clone stops it.
 #[derive(Clone)]
@@ -57,11 +57,18 @@ impl Orchestrator {
         };
         let http_addr = http_listener.as_ref().map(TcpListener::local_addr).transpose()?;
 
-        let mut shared = Shared::new(config.tokens);
+        let secret = match config.http_secret {
+            Some(secret) => secret,
+            None => random_secret()?,
+        };
+        let mut shared = Shared::new(config.tokens, secret, config.test_hooks);
         shared.gateway_url = config.gateway_url;
         let shared = Arc::new(shared);
         let tls = acceptor.is_some();
-        let mut listeners = vec![smol::spawn(connection::accept_loop(shared.clone(), ws_listener, acceptor))];
+        let mut listeners = vec![
+            smol::spawn(connection::accept_loop(shared.clone(), ws_listener, acceptor)),
+            smol::spawn(console::drive_relay(shared.clone())),
+        ];
         if let Some(listener) = http_listener {
             listeners.push(smol::spawn(http::accept_loop(shared.clone(), listener)));
         }
@@ -91,6 +98,25 @@ impl Orchestrator {
     /// `http://127.0.0.1:PORT` of the JSON endpoint, when one was configured.
     pub fn http_url(&self) -> Option<String> {
         self.handle.http_addr.map(|addr| format!("http://{addr}"))
+    }
+
+    /// The HTTP endpoint's per-run secret ([`OrchestratorConfig::http_secret`], or the one made
+    /// at start): the bearer token of the JSON API and the key of the console. Show it only
+    /// to the person running the orchestrator; never log it.
+    pub fn http_secret(&self) -> &str {
+        self.handle.shared.http_secret()
+    }
+
+    /// `http://127.0.0.1:PORT/#key=SECRET`: the console page with its key in the fragment
+    /// (which a browser never sends), when an HTTP endpoint was configured. It holds the secret.
+    pub fn console_url(&self) -> Option<String> {
+        self.http_url().map(|url| format!("{url}/#key={}", self.http_secret()))
+    }
+
+    /// Closes every worker's connection at once without a close frame, as a network failure
+    /// would (the listener stays up; workers reconnect). Returns how many there were.
+    pub fn drop_worker_connections(&self) -> usize {
+        self.handle.shared.drop_worker_connections()
     }
 
     /// The bound HTTP address, when one was configured.

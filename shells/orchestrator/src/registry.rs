@@ -206,6 +206,21 @@ impl Registry {
         list
     }
 
+    /// The worker id `connection` registered as, if it did.
+    pub(crate) fn worker_of(&self, connection: u64) -> Option<String> {
+        Some(self.connections.get(&connection)?.worker.as_ref()?.worker_id.clone())
+    }
+
+    /// Closes every connection's outbound queue: each connection task then ends at
+    /// once, dropping its socket without a close frame (a network failure, as the
+    /// worker sees it). Returns how many connections there were.
+    pub(crate) fn drop_connections(&self) -> usize {
+        for connection in self.connections.values() {
+            connection.outbound.close();
+        }
+        self.connections.len()
+    }
+
     /// The outbound queue of the connection `worker_id` is registered on.
     pub(crate) fn outbound(&self, worker_id: &str) -> Option<async_channel::Sender<Outbound>> {
         let connection = self.workers.get(worker_id)?;

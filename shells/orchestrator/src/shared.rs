@@ -3,9 +3,10 @@
 //!
 //! The [`Orchestrator`](crate::Orchestrator) handle, each worker connection
 //! task (`connection.rs`) and each HTTP task (`http.rs`) hold an
-//! `Arc<Shared>`: the token list, the [`Registry`] of connections and waiting
-//! commands, the [`EventLog`], the current [`Behavior`] and the set of spawned
-//! tasks. This module imports only the leaf modules (`registry`, `event`,
+//! `Arc<Shared>`: the token list, the HTTP endpoint's secret, the [`Registry`]
+//! of connections and waiting commands, the [`EventLog`], the console's
+//! terminal [`Relay`], the current [`Behavior`] and the set of spawned tasks.
+//! This module imports only the leaf modules (`registry`, `event`, `relay`,
 //! `config`, `error`) and none of the modules that use it, so the crate's
 //! module graph has no loop (see the crate doc).
 //!
@@ -25,6 +26,7 @@ use crate::config::Behavior;
 use crate::error::OrchestratorError;
 use crate::event::{Event, EventLog, TimedEvent};
 use crate::registry::{CommandAnswer, Outbound, Registry, WorkerInfo};
+use crate::relay::Relay;
 
 /// How long `send_text`/`send_binary` wait for the frame to be written.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +36,11 @@ const WAIT_BATCH: usize = 256;
 /// State shared by the handle and every task.
 pub(crate) struct Shared {
     tokens: Vec<String>,
+    /// The HTTP endpoint's and the console's secret (never logged, never in an answer).
+    http_secret: String,
+    /// Whether `POST /test/drop-worker-connections` is served.
+    pub(crate) test_hooks: bool,
+    pub(crate) relay: Mutex<Relay>,
     pub(crate) registry: Mutex<Registry>,
     log: Mutex<EventLog>,
     log_changed: event_listener::Event,
@@ -55,9 +62,12 @@ struct TaskSet {
 }
 
 impl Shared {
-    pub(crate) fn new(tokens: Vec<String>) -> Shared {
+    pub(crate) fn new(tokens: Vec<String>, http_secret: String, test_hooks: bool) -> Shared {
         Shared {
             tokens,
+            http_secret,
+            test_hooks,
+            relay: Mutex::new(Relay::new()),
             registry: Mutex::new(Registry::default()),
             log: Mutex::new(EventLog::new()),
             log_changed: event_listener::Event::new(),
@@ -74,6 +84,16 @@ impl Shared {
         self.tokens
             .iter()
             .fold(false, |found, accepted| found | constant_time_eq(accepted.as_bytes(), token.as_bytes()))
+    }
+
+    /// Whether `presented` is the HTTP endpoint's secret (compared in constant time).
+    pub(crate) fn accepts_http_secret(&self, presented: &str) -> bool {
+        constant_time_eq(self.http_secret.as_bytes(), presented.as_bytes())
+    }
+
+    /// The secret itself, for the handle's accessor (the one place it leaves this state).
+    pub(crate) fn http_secret(&self) -> &str {
+        &self.http_secret
     }
 
     /// Whether `text` contains one of the accepted tokens.
@@ -115,6 +135,31 @@ impl Shared {
     pub(crate) fn events_since(&self, since: u64, max: usize) -> (Vec<TimedEvent>, u64) {
         let log = lock(&self.log);
         (log.since(since, max), log.next_seq())
+    }
+
+    /// Waits up to `timeout` until an event with `seq >= since` exists.
+    pub(crate) async fn wait_for_seq(&self, since: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listener = self.log_changed.listen();
+            if lock(&self.log).next_seq() > since {
+                return;
+            }
+            let timed_out = smol::future::or(
+                async {
+                    listener.await;
+                    false
+                },
+                async {
+                    Timer::at(deadline).await;
+                    true
+                },
+            )
+            .await;
+            if timed_out {
+                return;
+            }
+        }
     }
 
     pub(crate) fn subscribe(&self) -> async_channel::Receiver<TimedEvent> {
@@ -195,6 +240,37 @@ impl Shared {
         self.command_with_id(worker_id, &id, kind, params, timeout).await
     }
 
+    /// Sends command `kind` (with `id`, or a fresh one) without waiting for its result;
+    /// returns the id once the frame is written.
+    pub(crate) async fn send_command(
+        &self,
+        worker_id: &str,
+        id: Option<&str>,
+        kind: &str,
+        params: Value,
+    ) -> Result<String, OrchestratorError> {
+        let id = match id {
+            Some(id) => id.to_string(),
+            None => lock(&self.registry).next_command_id(),
+        };
+        let text = serde_json::json!({ "type": kind, "id": id, "params": params }).to_string();
+        self.send_with_timeout(worker_id, Message::text(text)).await?;
+        Ok(id)
+    }
+
+    /// Closes every worker connection at once, as a network failure would; how many there were.
+    pub(crate) fn drop_worker_connections(&self) -> usize {
+        lock(&self.registry).drop_connections()
+    }
+
+    /// A binary frame from `connection`, for the console's terminals.
+    pub(crate) fn relay_output(&self, connection: u64, bytes: &[u8]) {
+        let worker_id = lock(&self.registry).worker_of(connection);
+        if let Some(worker_id) = worker_id {
+            lock(&self.relay).worker_output(&worker_id, bytes);
+        }
+    }
+
     /// Queues a frame for the worker's connection and waits until it was written.
     async fn send(&self, worker_id: &str, message: Message) -> Result<(), OrchestratorError> {
         let outbound = {
@@ -262,6 +338,12 @@ pub(crate) async fn with_timeout<T>(timeout: Duration, future: impl Future<Outpu
         future,
     )
     .await
+}
+
+/// The token of an `Authorization: Bearer <token>` value.
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

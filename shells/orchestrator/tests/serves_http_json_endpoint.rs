@@ -8,15 +8,13 @@ use std::net::SocketAddr;
 use async_net::TcpStream;
 use common::*;
 use cropscode_core::protocol::{CommandResult as WireResult, Outgoing};
-use cropscode_orchestrator::{Orchestrator, OrchestratorConfig};
+use cropscode_orchestrator::{Event, Orchestrator};
 use futures_lite::future::zip;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use serde_json::json;
 
-async fn start_with_http() -> (Orchestrator, SocketAddr) {
-    let config =
-        OrchestratorConfig { http_addr: Some("127.0.0.1:0".parse().unwrap()), ..OrchestratorConfig::with_token(TOKEN) };
-    let orchestrator = Orchestrator::start(config).await.expect("start");
+async fn start_and_address() -> (Orchestrator, SocketAddr) {
+    let orchestrator = start_with_http().await;
     let addr = orchestrator.http_addr().expect("http addr");
     assert_eq!(orchestrator.http_url(), Some(format!("http://{addr}")));
     (orchestrator, addr)
@@ -25,7 +23,7 @@ async fn start_with_http() -> (Orchestrator, SocketAddr) {
 #[test]
 fn workers_events_and_commands_over_http() {
     smol::block_on(async {
-        let (orchestrator, http_addr) = start_with_http().await;
+        let (orchestrator, http_addr) = start_and_address().await;
         let (mut ws, id) = connect_registered(&orchestrator, "pi-1", None).await;
 
         let (status, workers) = http(http_addr, "GET", "/workers", None).await.expect("GET /workers");
@@ -33,14 +31,18 @@ fn workers_events_and_commands_over_http() {
         assert_eq!(workers[0]["workerId"], id.as_str());
         assert_eq!(workers[0]["register"]["name"], "pi-1");
 
+        // The written `worker.registered` is recorded (as `sent`) once the write returned.
+        orchestrator.wait_for(|e| matches!(e, Event::Sent { .. }), WAIT).await.expect("sent event");
         let (status, page) = http(http_addr, "GET", "/events?since=0", None).await.expect("GET /events");
         assert_eq!(status, 200);
         let kinds: Vec<&str> =
             page["events"].as_array().unwrap().iter().map(|e| e["event"]["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, vec!["upgrade", "frame", "registered"]);
+        assert_eq!(kinds, vec!["upgrade", "frame", "registered", "sent"]);
         assert_eq!(page["events"][2]["event"]["workerId"], id.as_str());
+        assert_eq!(page["events"][3]["event"]["workerId"], id.as_str());
+        assert_eq!(page["events"][3]["summary"], format!("sent to {id}: worker.registered"));
         let next = page["next"].as_u64().expect("next");
-        assert_eq!(next, 3);
+        assert_eq!(next, 4);
         let (_, empty) = http(http_addr, "GET", &format!("/events?since={next}"), None).await.unwrap();
         assert_eq!((empty["events"].as_array().map(Vec::len), empty["next"].as_u64()), (Some(0), Some(next)));
 
@@ -73,7 +75,7 @@ fn workers_events_and_commands_over_http() {
 #[test]
 fn bad_requests_get_clear_errors() {
     smol::block_on(async {
-        let (orchestrator, http_addr) = start_with_http().await;
+        let (orchestrator, http_addr) = start_and_address().await;
         let body = json!({ "type": "container.list" }).to_string();
         let (status, error) = http(http_addr, "POST", "/workers/w-404/commands", Some(&body)).await.unwrap();
         assert_eq!(status, 404);
@@ -85,7 +87,9 @@ fn bad_requests_get_clear_errors() {
 
         // A body over 1 MiB is refused from its Content-Length, without reading it.
         let mut stream = TcpStream::connect(http_addr).await.unwrap();
-        stream.write_all(b"POST /workers/w-1/commands HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n").await.unwrap();
+        let head =
+            format!("POST /workers/w-1/commands HTTP/1.1\r\nHost: {http_addr}\r\nContent-Length: 2000000\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.unwrap();
         assert_eq!(parse_http(&response).unwrap().0, 413);

@@ -22,12 +22,25 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
 pub const TOKEN: &str = "test-token-7f3a";
+/// The HTTP endpoint's secret in these tests (`OrchestratorConfig::http_secret`).
+pub const SECRET: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7";
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub type Ws = WebSocketStream<TcpStream>;
 
 pub async fn start() -> Orchestrator {
     Orchestrator::start(OrchestratorConfig::with_token(TOKEN)).await.expect("start orchestrator")
+}
+
+/// An orchestrator with the HTTP endpoint on a free port, [`SECRET`] and the test hooks.
+pub async fn start_with_http() -> Orchestrator {
+    let config = OrchestratorConfig {
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        http_secret: Some(SECRET.into()),
+        test_hooks: true,
+        ..OrchestratorConfig::with_token(TOKEN)
+    };
+    Orchestrator::start(config).await.expect("start orchestrator")
 }
 
 /// Upgrades a plain TCP connection to `addr`, with `Authorization: Bearer <token>` when given.
@@ -158,18 +171,23 @@ pub async fn connect_tls(
     upgrade(format!("wss://localhost:{}/worker", addr.port()), token, tls).await
 }
 
-/// One raw HTTP/1.1 request; returns the status and the body parsed as JSON.
+/// One raw HTTP/1.1 request with the bearer [`SECRET`]; returns the status and the body parsed as JSON.
 pub async fn http(addr: SocketAddr, method: &str, target: &str, body: Option<&str>) -> io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(addr).await?;
     let body = body.unwrap_or("");
     let request = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {SECRET}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
+    parse_http(&raw_http(addr, &request).await?)
+}
+
+/// Sends `request` verbatim on a new connection; returns everything the server answered.
+pub async fn raw_http(addr: SocketAddr, request: &str) -> io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr).await?;
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
-    parse_http(&response)
+    Ok(response)
 }
 
 pub fn parse_http(response: &[u8]) -> io::Result<(u16, Value)> {
