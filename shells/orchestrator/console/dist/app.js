@@ -123,6 +123,8 @@ const waiting = new Map();
 
 /** Sends a command to the selected worker and returns its result (throws on ok: false). */
 async function command(type, params = {}, { timeoutMs = 120000, onProgress } = {}) {
+  // The event feed may show a registered worker before the first /workers answer selects it.
+  if (!state.selected) state.selected = [...state.workers.values()].find((w) => w.connected)?.id ?? null;
   const worker = state.selected;
   if (!worker) throw new Error('no worker connected');
   const path = `/workers/${encodeURIComponent(worker)}/commands`;
