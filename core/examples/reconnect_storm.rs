@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Options: `--workers N` (repeatable; default 1000, 10000, 100000), `--jitter F`
-//! (repeatable; default 0 and 1), `--outage SECS` (60), `--rtt-ms MS` (10),
+//! (repeatable; default 0 and 1), `--initial-ms MS` (the backoff's first delay,
+//! 1000: to try another schedule, not the fleet's), `--outage SECS` (60), `--rtt-ms MS` (10),
 //! `--service-ms MS` (2), `--capacity K` (upgrades accepted per 100 ms after the
 //! return; default unlimited), `--seed S` (1), `--histogram` (per-second rows).
 //!
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         let parsed = match arg.as_str() {
             "--workers" => value("--workers").map(|v| workers.push(v as usize)),
             "--jitter" => value("--jitter").map(|v| jitters.push(v as f32)),
+            "--initial-ms" => value("--initial-ms").map(|v| base.backoff_initial = Duration::from_millis(v as u64)),
             "--outage" => value("--outage").map(|v| base.outage = Duration::from_secs_f64(v)),
             "--rtt-ms" => value("--rtt-ms").map(|v| base.rtt = Duration::from_millis(v as u64)),
             "--service-ms" => value("--service-ms").map(|v| base.service = Duration::from_millis(v as u64)),
@@ -68,7 +70,8 @@ fn main() -> ExitCode {
     }
 
     println!(
-        "reconnect storm: outage {:?}, rtt {:?}, service {:?}, capacity {}, seed {}; 100 ms buckets",
+        "reconnect storm: backoff initial {:?}, outage {:?}, rtt {:?}, service {:?}, capacity {}, seed {}; 100 ms buckets",
+        base.backoff_initial,
         base.outage,
         base.rtt,
         base.service,

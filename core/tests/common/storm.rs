@@ -52,6 +52,9 @@ pub struct StormConfig {
     pub workers: usize,
     /// `SessionConfig::backoff.jitter` of every worker (1.0 is the default, full jitter).
     pub jitter: f32,
+    /// `SessionConfig::backoff.initial` of every worker (1 s is the default); to
+    /// try a schedule, not the fleet's.
+    pub backoff_initial: Duration,
     /// How long the orchestrator is down after t = 0.
     pub outage: Duration,
     /// Round trip between a worker and the orchestrator.
@@ -74,6 +77,7 @@ impl Default for StormConfig {
         StormConfig {
             workers: 1000,
             jitter: 1.0,
+            backoff_initial: Duration::from_secs(1),
             outage: Duration::from_secs(60),
             rtt: Duration::from_millis(10),
             service: Duration::from_millis(2),
@@ -365,6 +369,7 @@ pub fn run(config: &StormConfig) -> StormReport {
         .map(|i| {
             let mut session_config = SessionConfig::default();
             session_config.backoff.jitter = config.jitter;
+            session_config.backoff.initial = config.backoff_initial;
             session_config.backoff.seed = worker_seed(config.seed, i);
             let session = Session::new(session_config, register(i), Instant::ZERO);
             Worker { session, generation: 0, deadline: Instant::NEVER, done: false }
