@@ -14,7 +14,12 @@
 //! - every [`Event::Audit`] goes to the audit log (`DATA_DIR/audit/audit.jsonl`);
 //! - the backoff jitter and the stream-id seed differ per run unless given;
 //! - heartbeats carry the machine's figures ([`SysProbe`]) and the engine's
-//!   running-container count ([`Engine::containers_running`]).
+//!   running-container count ([`Engine::containers_running`]);
+//! - the loop's pulse ([`health`](crate::health)), with systemd told `READY=1`,
+//!   the link's `STATUS=` and `STOPPING=1` and its watchdog fed only while the
+//!   loop turns ([`notify`](crate::notify)); `DATA_DIR/worker.sock` for
+//!   `cropscode status`; and, when asked for ([`AgentBuilder::health_addr`]), the
+//!   health listener (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! ```text
 //!  AgentBuilder ──build(engine)──► Agent ──run(shutdown)──► cropscode_core::run
@@ -28,13 +33,18 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cropscode_core::policy::{PolicedEngine, Policy, SecurityFloor};
 use cropscode_core::protocol::{Mode, PROTOCOL_VERSION, Register};
 use cropscode_core::{Clock, Engine, Event, Secret, Session, SessionConfig, TransportError};
 
+use crate::health::{self, EngineCheck, Health, Link, ObservedConnector, ObservedEngine, ObservedProbe};
+use crate::notify::Notifier;
 use crate::state::{self, WORKER_STATE_FILE, WorkerState};
 use crate::{AuditLog, DEFAULT_CONNECT_TIMEOUT, SmolClock, SysProbe, WsConnector, system_info};
 
@@ -73,6 +83,11 @@ pub struct AgentBuilder {
     agent_version: String,
     container_engines: Vec<String>,
     on_event: Option<OnEvent>,
+    health_addr: Option<SocketAddr>,
+    health_allow_remote: bool,
+    engine_check: Option<EngineCheck>,
+    status_socket: bool,
+    sd_notify: bool,
 }
 
 impl fmt::Debug for AgentBuilder {
@@ -110,6 +125,11 @@ impl AgentBuilder {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             container_engines: Vec::new(),
             on_event: None,
+            health_addr: None,
+            health_allow_remote: false,
+            engine_check: None,
+            status_socket: true,
+            sd_notify: true,
         }
     }
 
@@ -177,6 +197,45 @@ impl AgentBuilder {
         self
     }
 
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr` (off by default); see
+    /// [`health::http`]. Loopback only unless [`health_allow_remote`](Self::health_allow_remote).
+    pub fn health_addr(mut self, addr: SocketAddr) -> Self {
+        self.health_addr = Some(addr);
+        self
+    }
+
+    /// Lets the health listener bind a non-loopback address (default: refused at build).
+    pub fn health_allow_remote(mut self, allow: bool) -> Self {
+        self.health_allow_remote = allow;
+        self
+    }
+
+    /// How the agent asks its engine whether it answers, for `/readyz` and
+    /// `cropscode status` (default none: readiness is the registration alone). Run
+    /// every 5 s while the health listener is on, and on every status request,
+    /// bounded by 5 s.
+    pub fn engine_check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        self.engine_check = Some(Arc::new(move || Box::pin(check())));
+        self
+    }
+
+    /// Whether to serve the live state on `DATA_DIR/worker.sock` (unix; default on).
+    pub fn status_socket(mut self, serve: bool) -> Self {
+        self.status_socket = serve;
+        self
+    }
+
+    /// Whether to speak systemd's notification protocol when `NOTIFY_SOCKET` is set
+    /// (default on); see [`notify`](crate::notify).
+    pub fn sd_notify(mut self, notify: bool) -> Self {
+        self.sd_notify = notify;
+        self
+    }
+
     /// The `workerId` of the last registration (from `worker.json`), which the
     /// agent announces; e.g. for an engine that must know it before starting.
     pub fn stored_worker_id(&self) -> Option<String> {
@@ -210,6 +269,11 @@ impl AgentBuilder {
             agent_version,
             container_engines,
             on_event,
+            health_addr,
+            health_allow_remote,
+            engine_check,
+            status_socket,
+            sd_notify,
             ..
         } = self;
         state::create_private_dir(&data_dir).map_err(|error| BuildError::DataDir { path: data_dir.clone(), error })?;
@@ -228,6 +292,7 @@ impl AgentBuilder {
             // would otherwise name a new session.
             session.streams.id_seed = mix(seed);
         }
+        let health = Health::new(SmolClock::new(), health::stale_after(&session, connect_timeout), &agent_version);
         let info = system_info();
         let register = Register {
             protocol_version: PROTOCOL_VERSION,
@@ -245,6 +310,22 @@ impl AgentBuilder {
             limits: session.limits,
         };
         tracing::debug!(floor = policy.floor().as_str(), "the engine runs behind the security floor");
+        let health_listener = match health_addr {
+            Some(addr) => Some(bind_health(addr, health_allow_remote)?),
+            None => None,
+        };
+        #[cfg(unix)]
+        let status_socket = status_socket
+            .then(|| match health::status_socket::StatusSocket::bind(&data_dir) {
+                Ok(socket) => Some(socket),
+                Err(error) => {
+                    tracing::warn!(%error, dir = %data_dir.display(), "not serving worker.sock for `cropscode status`");
+                    None
+                }
+            })
+            .flatten();
+        #[cfg(not(unix))]
+        let _ = status_socket;
         Ok(Agent {
             connector,
             engine: PolicedEngine::new(engine, policy),
@@ -254,8 +335,23 @@ impl AgentBuilder {
             audit: AuditLog::open(&data_dir),
             worker_state,
             on_event: on_event.unwrap_or_else(|| Box::new(|_| {})),
+            health,
+            health_listener,
+            engine_check,
+            #[cfg(unix)]
+            status_socket,
+            sd_notify,
         })
     }
+}
+
+fn bind_health(addr: SocketAddr, allow_remote: bool) -> Result<async_net::TcpListener, BuildError> {
+    let refuse = |message: String| BuildError::Health { addr, message };
+    if !health::http::is_allowed(addr, allow_remote) {
+        return Err(refuse("not a loopback address; set HEALTH_ALLOW_REMOTE=1 to serve others".into()));
+    }
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| refuse(format!("cannot listen: {e}")))?;
+    async_net::TcpListener::try_from(listener).map_err(|e| refuse(format!("cannot listen: {e}")))
 }
 
 /// `worker.json`, or nothing (a damaged file is logged: the worker registers afresh).
@@ -276,6 +372,12 @@ pub struct Agent<E> {
     audit: AuditLog,
     worker_state: PathBuf,
     on_event: OnEvent,
+    health: Arc<Health>,
+    health_listener: Option<async_net::TcpListener>,
+    engine_check: Option<EngineCheck>,
+    #[cfg(unix)]
+    status_socket: Option<health::status_socket::StatusSocket>,
+    sd_notify: bool,
 }
 
 impl<E> fmt::Debug for Agent<E> {
@@ -311,6 +413,16 @@ impl<E: Engine> Agent<E> {
         self.engine.inner()
     }
 
+    /// The worker's live state (pulse, link, commands, metrics).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// Where the health listener listens, when it is on.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Where the audit log is written.
     pub fn audit_path(&self) -> PathBuf {
         self.audit.path()
@@ -325,12 +437,42 @@ impl<E: Engine> Agent<E> {
     /// [`Agent::run`] as a future, for callers that already run an executor
     /// (it needs smol's reactor, which `smol::block_on` and smol's executors drive).
     pub async fn run_async(self, shutdown: impl Future<Output = ()>) {
-        let Agent { connector, engine, mut probe, session, register, mut audit, worker_state, mut on_event } = self;
-        let clock = SmolClock::new();
+        let Agent {
+            connector,
+            engine,
+            probe,
+            session,
+            register,
+            mut audit,
+            worker_state,
+            mut on_event,
+            health,
+            health_listener,
+            engine_check,
+            #[cfg(unix)]
+            status_socket,
+            sd_notify,
+        } = self;
+        let clock = health.loop_clock();
         let name = register.name.clone();
         let mut session = Session::new(session, register, clock.now());
         tracing::info!(url = %connector.url(), audit = %audit.path().display(), "worker starting; auditing every command");
+        let notifier = if sd_notify { Notifier::from_env() } else { None };
+        let _watchdog = notifier.as_ref().and_then(|n| n.start_watchdog(health.pulse().clone(), health.clock()));
+        if let Some(notifier) = notifier.clone() {
+            tell_systemd(&health, notifier);
+        }
+        #[allow(unused_mut)]
+        let mut tasks = background(&health, health_listener, engine_check.clone());
+        #[cfg(unix)]
+        if let Some(socket) = status_socket {
+            tasks.push(serve_status(socket, health.clone(), engine_check));
+        }
+        let connector = ObservedConnector::new(connector, health.clone());
+        let engine = ObservedEngine::new(engine, health.clone());
+        let mut probe = ObservedProbe::new(probe, health.clone());
         let mut handle = |event: &Event| {
+            health.observe_event(event);
             match event {
                 Event::Registered { worker_id } => {
                     match state::write_worker_state(&worker_state, &WorkerState::now(worker_id, &name)) {
@@ -345,8 +487,90 @@ impl<E: Engine> Agent<E> {
             }
             on_event(event);
         };
+        let shutdown = async {
+            shutdown.await;
+            if let Some(notifier) = &notifier {
+                notifier.send("STOPPING=1\nSTATUS=shutting down");
+            }
+        };
         cropscode_core::run(&mut session, &connector, &engine, &clock, &mut probe, &mut handle, shutdown).await;
+        for task in tasks {
+            task.cancel().await;
+        }
     }
+}
+
+/// `READY=1` with the first outcome of connecting (registered, or retrying), and a
+/// `STATUS=` line on every change of the link.
+fn tell_systemd(health: &Health, notifier: Notifier) {
+    let ready = AtomicBool::new(false);
+    health.on_link_change(move |_, link, line| {
+        let settled = matches!(link, Link::Registered | Link::Disconnected);
+        if settled && !ready.swap(true, Ordering::Relaxed) {
+            notifier.send(&format!("READY=1\nSTATUS={line}"));
+        } else {
+            notifier.send(&format!("STATUS={line}"));
+        }
+    });
+}
+
+/// The tasks that answer outside the loop, on smol's global executor: a stuck loop
+/// does not stop them, which is how they can tell it is stuck.
+fn background(
+    health: &Arc<Health>,
+    listener: Option<async_net::TcpListener>,
+    engine_check: Option<EngineCheck>,
+) -> Vec<smol::Task<()>> {
+    let mut tasks = Vec::new();
+    if let Some(listener) = listener {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "health listener: /healthz /readyz /metrics");
+        }
+        tasks.push(smol::spawn(health::http::serve(health.clone(), listener)));
+        if let Some(check) = engine_check {
+            let health = health.clone();
+            tasks.push(smol::spawn(async move {
+                loop {
+                    check_engine(&health, &check).await;
+                    smol::Timer::after(health::ENGINE_CHECK_INTERVAL).await;
+                }
+            }));
+        }
+    }
+    tasks
+}
+
+/// Runs the engine check once, bounded, and records its outcome.
+async fn check_engine(health: &Health, check: &EngineCheck) {
+    use futures_lite::FutureExt;
+    let outcome = check()
+        .or(async {
+            smol::Timer::after(health::ENGINE_CHECK_INTERVAL).await;
+            Err("the engine did not answer within 5s".to_owned())
+        })
+        .await;
+    health.engine_result(outcome);
+}
+
+/// Serves `worker.sock`, checking the engine before each answer.
+#[cfg(unix)]
+fn serve_status(
+    socket: health::status_socket::StatusSocket,
+    health: Arc<Health>,
+    engine_check: Option<EngineCheck>,
+) -> smol::Task<()> {
+    smol::spawn(async move {
+        let checked = health.clone();
+        let before = move || {
+            let (health, check) = (checked.clone(), engine_check.clone());
+            async move {
+                if let Some(check) = check {
+                    check_engine(&health, &check).await;
+                }
+            }
+        };
+        socket.serve(health, before).await
+    })
 }
 
 /// Why [`AgentBuilder::build`] could not assemble the agent. Once built, it
@@ -365,6 +589,13 @@ pub enum BuildError {
     },
     /// The machine's figures cannot be read.
     Probe(io::Error),
+    /// The health listener cannot serve this address.
+    Health {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -373,6 +604,7 @@ impl fmt::Display for BuildError {
             BuildError::Connector(error) => fmt::Display::fmt(error, f),
             BuildError::DataDir { path, error } => write!(f, "cannot create {}: {error}", path.display()),
             BuildError::Probe(error) => write!(f, "system probe: {error}"),
+            BuildError::Health { addr, message } => write!(f, "health listener on {addr}: {message}"),
         }
     }
 }
@@ -382,6 +614,7 @@ impl std::error::Error for BuildError {
         match self {
             BuildError::Connector(error) => Some(error),
             BuildError::DataDir { error, .. } | BuildError::Probe(error) => Some(error),
+            BuildError::Health { .. } => None,
         }
     }
 }
