@@ -77,6 +77,12 @@ macro_rules! config_flags {
             /// how long a detached terminal stays alive, e.g. 10m (TERMINAL_IDLE_TIMEOUT)
             #[argh(option)]
             pub terminal_idle_timeout: Option<String>,
+            /// serve /healthz, /readyz and /metrics here, e.g. 127.0.0.1:9464 (HEALTH_ADDR)
+            #[argh(option)]
+            pub health_addr: Option<String>,
+            /// set to 1 to let --health-addr be a non-loopback address (HEALTH_ALLOW_REMOTE)
+            #[argh(option)]
+            pub health_allow_remote: Option<String>,
             $($fields)*
         }
 
@@ -104,7 +110,9 @@ macro_rules! config_flags {
                     .set(Key::BackoffJitter, self.backoff_jitter.as_ref())
                     .set(Key::AllowedBindRoots, self.allowed_bind_roots.as_ref())
                     .set(Key::HostPortRange, self.host_port_range.as_ref())
-                    .set(Key::TerminalIdleTimeout, self.terminal_idle_timeout.as_ref());
+                    .set(Key::TerminalIdleTimeout, self.terminal_idle_timeout.as_ref())
+                    .set(Key::HealthAddr, self.health_addr.as_ref())
+                    .set(Key::HealthAllowRemote, self.health_allow_remote.as_ref());
                 flags
             }
         }

@@ -73,11 +73,15 @@ pub enum Key {
     HostPortRange,
     /// `TERMINAL_IDLE_TIMEOUT`
     TerminalIdleTimeout,
+    /// `HEALTH_ADDR`: the health listener's address (off when unset)
+    HealthAddr,
+    /// `HEALTH_ALLOW_REMOTE`: let `HEALTH_ADDR` be a non-loopback address
+    HealthAllowRemote,
 }
 
 impl Key {
     /// Every key, in the order `status` shows them.
-    pub const ALL: [Key; 20] = [
+    pub const ALL: [Key; 22] = [
         Key::AgentMode,
         Key::AgentConfig,
         Key::OrchestratorWsUrl,
@@ -98,6 +102,8 @@ impl Key {
         Key::BackoffMax,
         Key::BackoffJitter,
         Key::TerminalIdleTimeout,
+        Key::HealthAddr,
+        Key::HealthAllowRemote,
     ];
 
     /// The environment variable, which is also the key in `config.json`.
@@ -123,6 +129,8 @@ impl Key {
             Key::AllowedBindRoots => "ALLOWED_BIND_ROOTS",
             Key::HostPortRange => "HOST_PORT_RANGE",
             Key::TerminalIdleTimeout => "TERMINAL_IDLE_TIMEOUT",
+            Key::HealthAddr => "HEALTH_ADDR",
+            Key::HealthAllowRemote => "HEALTH_ALLOW_REMOTE",
         }
     }
 
@@ -149,6 +157,8 @@ impl Key {
             Key::AllowedBindRoots => "--allowed-bind-roots",
             Key::HostPortRange => "--host-port-range",
             Key::TerminalIdleTimeout => "--terminal-idle-timeout",
+            Key::HealthAddr => "--health-addr",
+            Key::HealthAllowRemote => "--health-allow-remote",
         })
     }
 
@@ -366,6 +376,10 @@ pub struct Config {
     pub host_port_range: Setting<(u16, u16)>,
     /// `TERMINAL_IDLE_TIMEOUT`: how long a detached terminal stays alive.
     pub terminal_idle_timeout: Setting<Duration>,
+    /// `HEALTH_ADDR`: where `/healthz`, `/readyz` and `/metrics` are served (off when unset).
+    pub health_addr: Option<Setting<std::net::SocketAddr>>,
+    /// `HEALTH_ALLOW_REMOTE`: whether `HEALTH_ADDR` may be a non-loopback address.
+    pub health_allow_remote: Setting<bool>,
     /// The agent's own files.
     pub paths: Paths,
 }

@@ -47,7 +47,7 @@ pub use pulse::{PULSE_MARGIN, Pulse, PulseClock, stale_after};
 
 /// How often the engine check runs, and how long one may take.
 pub const ENGINE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
-/// The engine counts as answering when its last check succeeded within this long.
+/// The engine counts as answering when its latest check succeeded, within this long.
 pub const ENGINE_FRESH: Duration = Duration::from_secs(20);
 
 /// Upper bounds (seconds) of the command latency histogram's buckets.
@@ -136,6 +136,8 @@ struct Histogram {
 #[derive(Default)]
 struct EngineState {
     last_ok: Option<Instant>,
+    /// Whether the latest check succeeded.
+    ok: bool,
     serving: Option<String>,
     last_error: Option<(SystemTime, String)>,
     checked: bool,
@@ -289,10 +291,14 @@ impl Health {
         engine.checked = true;
         match outcome {
             Ok(serving) => {
+                engine.ok = true;
                 engine.last_ok = Some(now);
                 engine.serving = Some(serving);
             }
-            Err(error) => engine.last_error = Some((SystemTime::now(), error)),
+            Err(error) => {
+                engine.ok = false;
+                engine.last_error = Some((SystemTime::now(), error));
+            }
         }
     }
 
@@ -383,8 +389,9 @@ impl Record {
 }
 
 impl EngineState {
+    /// The latest check succeeded, and not too long ago.
     fn answering(&self, now: Instant) -> bool {
-        self.last_ok.is_some_and(|ok| now.saturating_duration_since(ok) <= ENGINE_FRESH)
+        self.ok && self.last_ok.is_some_and(|ok| now.saturating_duration_since(ok) <= ENGINE_FRESH)
     }
 }
 
