@@ -562,20 +562,6 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_round_trips() {
-        for len in 0..10 {
-            let data: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37)).collect();
-            assert_eq!(base64_decode(&base64_encode(&data)), data);
-        }
-        assert_eq!(base64_encode(b"#!/bin/sh\n"), "IyEvYmluL3NoCg==");
-    }
-}
-
 /// `podman system service --time=0` on a private socket, killed on drop: an engine a
 /// test may stop and start (the shared engines serve other tests, so they never stop).
 pub struct PodmanService {
@@ -627,5 +613,19 @@ impl Drop for PodmanService {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for len in 0..10 {
+            let data: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)), data);
+        }
+        assert_eq!(base64_encode(b"#!/bin/sh\n"), "IyEvYmluL3NoCg==");
     }
 }
