@@ -288,6 +288,11 @@ impl WorkerProcess {
         WorkerProcess { child: Some(child), home, _owned_home: owned, log_path, token: spec.token }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The worker's HOME directory.
     pub fn home(&self) -> &Path {
         &self.home
