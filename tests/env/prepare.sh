@@ -48,7 +48,8 @@ ENV_FILE=$STATE_DIR/engines.env
 DOCKER=/usr/bin/docker
 
 PACKAGES=(docker.io podman runc conmon containernetworking-plugins uidmap fuse-overlayfs slirp4netns
-    iptables busybox-static docker-registry git curl ca-certificates chromium fonts-dejavu-core)
+    iptables busybox-static docker-registry git curl ca-certificates chromium fonts-dejavu-core
+    python3-prometheus-client)
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -26,6 +26,7 @@ use std::io::{Read, Write};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -526,6 +527,60 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 /// Decodes the worker's base64; panics on anything else.
 pub fn base64_decode(text: &str) -> Vec<u8> {
     cropscode_core::protocol::commands::base64_decode(text).unwrap_or_else(|e| panic!("not base64 ({e}): {text:?}"))
+}
+
+/// `podman system service --time=0` on a private socket, killed on drop: an engine a
+/// test may stop and start (the shared engines serve other tests, so they never stop).
+pub struct PodmanService {
+    socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl PodmanService {
+    /// Starts it on `socket` and waits until it answers.
+    pub fn start(socket: &Path) -> PodmanService {
+        let mut service = PodmanService { socket: socket.to_path_buf(), child: None };
+        service.restart();
+        service
+    }
+
+    /// Kills it (if running) and starts it again on the same socket.
+    pub fn restart(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.socket);
+        let child = Command::new("podman")
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", self.socket.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn podman system service (run tests/env/prepare.sh to install podman)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if try_engine_get(&self.socket, "/_ping").is_ok_and(|(status, _)| status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("podman system service did not answer on {} within 30 s", self.socket.display());
+    }
+
+    /// Kills the service outright (SIGKILL: the engine crashes, it does not say goodbye).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.socket);
+    }
 }
 
 #[cfg(test)]

@@ -288,6 +288,11 @@ impl WorkerProcess {
         WorkerProcess { child: Some(child), home, _owned_home: owned, log_path, token: spec.token }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The worker's HOME directory.
     pub fn home(&self) -> &Path {
         &self.home
@@ -462,4 +467,50 @@ pub fn assert_no_token_in_url(orchestrator: &orchestrator::Orchestrator) {
 pub fn wait_first_upgrade(orchestrator: &orchestrator::Orchestrator, timeout: Duration) -> Option<Instant> {
     let found = block_on(orchestrator.wait_for(|e| matches!(e, orchestrator::Event::Upgrade { .. }), timeout))?;
     Some(found.at)
+}
+
+impl WorkerProcess {
+    /// The address the worker's health listener bound (`HEALTH_ADDR=127.0.0.1:0` picks a
+    /// free port; the worker logs the one it got).
+    pub fn health_addr(&self, timeout: Duration) -> std::net::SocketAddr {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            let found = logs.lines().filter(|l| l.contains("health listener")).find_map(|line| {
+                let at = line.find("addr=")? + "addr=".len();
+                line[at..].split_whitespace().next()?.parse().ok()
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "no health listener in the worker's logs:\n{logs}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `GET path` on `addr` (HTTP/1.1, one request per connection): the status and the body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send request");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read reply");
+    let status = reply.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `GET path` until its status is `status`; the body, or a panic after `within`.
+pub fn wait_http_status(addr: std::net::SocketAddr, path: &str, status: u16, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (got, body) = http_get(addr, path);
+        if got == status {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} still answers {got} after {within:?}, not {status}: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -7,63 +7,10 @@
 //! restarting the worker, and the containers made before the outage are still its own.
 //! (Docker gets the same treatment nowhere: stopping dockerd would break the other tests.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cropscode_tests::*;
 use serde_json::json;
-
-/// `podman system service --time=0` on a private socket, killed on drop.
-struct PodmanService {
-    socket: PathBuf,
-    child: Option<Child>,
-}
-
-impl PodmanService {
-    fn start(socket: &Path) -> PodmanService {
-        let mut service = PodmanService { socket: socket.to_path_buf(), child: None };
-        service.restart();
-        service
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.socket);
-        let child = Command::new("podman")
-            .args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", self.socket.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn podman system service (run tests/env/prepare.sh to install podman)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if try_engine_get(&self.socket, "/_ping").is_ok_and(|(status, _)| status == 200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("podman system service did not answer on {} within 30 s", self.socket.display());
-    }
-
-    /// Kills the service outright (SIGKILL: the engine crashes, it does not say goodbye).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PodmanService {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
 
 /// Sends `kind` until it succeeds or `within` passes; returns the result and how long it took.
 fn until_ok(t: &EngineRun, kind: &str, params: serde_json::Value, within: Duration) -> (serde_json::Value, Duration) {

@@ -87,6 +87,12 @@ macro_rules! config_flags {
             /// longest time one gateway probe may take, e.g. 5s (GATEWAY_TIMEOUT)
             #[argh(option)]
             pub gateway_timeout: Option<String>,
+            /// serve /healthz, /readyz and /metrics here, e.g. 127.0.0.1:9464 (HEALTH_ADDR)
+            #[argh(option)]
+            pub health_addr: Option<String>,
+            /// set to 1 to let --health-addr be a non-loopback address (HEALTH_ALLOW_REMOTE)
+            #[argh(option)]
+            pub health_allow_remote: Option<String>,
             $($fields)*
         }
 
@@ -117,7 +123,9 @@ macro_rules! config_flags {
                     .set(Key::TerminalIdleTimeout, self.terminal_idle_timeout.as_ref())
                     .set(Key::GatewayUrl, self.gateway_url.as_ref())
                     .set(Key::GatewayProbeInterval, self.gateway_probe_interval.as_ref())
-                    .set(Key::GatewayTimeout, self.gateway_timeout.as_ref());
+                    .set(Key::GatewayTimeout, self.gateway_timeout.as_ref())
+                    .set(Key::HealthAddr, self.health_addr.as_ref())
+                    .set(Key::HealthAllowRemote, self.health_allow_remote.as_ref());
                 flags
             }
         }

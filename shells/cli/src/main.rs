@@ -13,6 +13,7 @@ mod logging;
 mod login;
 mod logout;
 mod status;
+mod status_live;
 mod worker;
 
 use std::fmt;

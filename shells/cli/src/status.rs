@@ -2,6 +2,10 @@
 //! value, the agent's files, whether the orchestrator is reachable, and the
 //! detected engines (with the one the worker would use).
 //!
+//! When a worker runs with the same `DATA_DIR`, its live state comes from
+//! `DATA_DIR/worker.sock` (`status_live`): connected since, last heartbeat,
+//! commands and sessions, engine health, last error.
+//!
 //! The reachability check is a real connection: TCP, TLS and the WebSocket
 //! upgrade with the token, bounded by five seconds, then a normal close. It
 //! tells "ok", "refused the token" and "unreachable" apart. The token itself
@@ -64,6 +68,7 @@ impl StatusCommand {
             out.push_str(&format!("  {label:<21} {} ({state})\n", path.display()));
         }
         out.push_str(&format!("\nRegistration:         {}\n", registration(&config)));
+        out.push_str(&crate::status_live::describe(&config.data_dir.value));
         print!("{out}");
 
         let reachability =
@@ -169,6 +174,8 @@ fn rows(config: &Config, hostname: &str) -> Vec<Row> {
             Key::GatewayUrl => optional(key, &config.gateway_url, ToString::to_string),
             Key::GatewayProbeInterval => row(key, &config.gateway_probe_interval, duration),
             Key::GatewayTimeout => row(key, &config.gateway_timeout, duration),
+            Key::HealthAddr => optional(key, &config.health_addr, ToString::to_string),
+            Key::HealthAllowRemote => row(key, &config.health_allow_remote, ToString::to_string),
         })
         .collect()
 }

@@ -10,7 +10,9 @@
 //! builder's. Commands run on the [`WorkerEngine`] (Docker or Podman, chosen
 //! by `CONTAINER_ENGINE`), started first so the registration can list the
 //! engines it found. What stays here is for the person running the worker:
-//! the startup lines, and backoffs turned into log lines they can act on.
+//! the startup lines, and backoffs turned into log lines they can act on. The
+//! health listener (`HEALTH_ADDR`) and `worker.sock` are the builder's too; this
+//! module hands it the engine's check (`WorkerEngine::check`) for `/readyz`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -50,7 +52,14 @@ impl WorkerCommand {
 pub fn run_agent(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
     let builder = agent_builder(config)?;
     let engine = smol::block_on(WorkerEngine::start(engine_options(config, builder.stored_worker_id())));
-    let built = builder.container_engines(engine.engines()).build(engine.clone());
+    let check = engine.clone();
+    let built = builder
+        .container_engines(engine.engines())
+        .engine_check(move || {
+            let engine = check.clone();
+            async move { engine.check().await }
+        })
+        .build(engine.clone());
     if let Ok(agent) = &built {
         let register = agent.register();
         tracing::info!(
@@ -69,6 +78,7 @@ pub fn run_agent(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     outcome.map_err(|e| match e {
         // The URL, CA file or token cannot be used: fix the configuration (exit 2).
         BuildError::Connector(e) => Failure::Config(e.to_string()),
+        e @ BuildError::Health { .. } => Failure::Config(e.to_string()),
         BuildError::DataDir { path, error } => {
             Failure::Config(format!("{}: cannot create {}: {error}", config.data_dir.origin(), path.display()))
         }
@@ -101,6 +111,9 @@ pub fn agent_builder(config: &Config) -> Result<AgentBuilder, Failure> {
     builder = builder
         .gateway_probe_interval(config.gateway_probe_interval.value)
         .gateway_timeout(config.gateway_timeout.value);
+    if let Some(addr) = &config.health_addr {
+        builder = builder.health_addr(addr.value).health_allow_remote(config.health_allow_remote.value);
+    }
     Ok(builder)
 }
 

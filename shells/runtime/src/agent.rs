@@ -18,6 +18,11 @@
 //! - the gateway (the owner's [`AgentBuilder::gateway_url`], else the one
 //!   `worker.registered` names) is probed by a [`GatewayMonitor`] raced with
 //!   the driver, and heartbeats carry its last reading.
+//! - the loop's pulse ([`health`](crate::health)), with systemd told `READY=1`,
+//!   the link's `STATUS=` and `STOPPING=1` and its watchdog fed only while the
+//!   loop turns ([`notify`](crate::notify)); `DATA_DIR/worker.sock` for
+//!   `cropscode status`; and, when asked for ([`AgentBuilder::health_addr`]), the
+//!   health listener (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! ```text
 //!  AgentBuilder ──build(engine)──► Agent ──run(shutdown)──► cropscode_core::run
@@ -31,7 +36,10 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cropscode_core::policy::{PolicedEngine, Policy, SecurityFloor};
@@ -39,6 +47,8 @@ use cropscode_core::protocol::{Mode, PROTOCOL_VERSION, Register};
 use cropscode_core::{Clock, Engine, Event, Secret, Session, SessionConfig, TransportError};
 
 use crate::gateway::{self, GatewayHandle, GatewayMonitor, GatewayUrl};
+use crate::health::{self, EngineCheck, Health, Link, ObservedConnector, ObservedEngine, ObservedProbe};
+use crate::notify::Notifier;
 use crate::state::{self, WORKER_STATE_FILE, WorkerState};
 use crate::{AuditLog, DEFAULT_CONNECT_TIMEOUT, SmolClock, SysProbe, WsConnector, system_info};
 
@@ -80,6 +90,11 @@ pub struct AgentBuilder {
     gateway: Option<GatewayUrl>,
     gateway_interval: Duration,
     gateway_timeout: Duration,
+    health_addr: Option<SocketAddr>,
+    health_allow_remote: bool,
+    engine_check: Option<EngineCheck>,
+    status_socket: bool,
+    sd_notify: bool,
 }
 
 impl fmt::Debug for AgentBuilder {
@@ -120,6 +135,11 @@ impl AgentBuilder {
             gateway: None,
             gateway_interval: gateway::DEFAULT_PROBE_INTERVAL,
             gateway_timeout: gateway::DEFAULT_PROBE_TIMEOUT,
+            health_addr: None,
+            health_allow_remote: false,
+            engine_check: None,
+            status_socket: true,
+            sd_notify: true,
         }
     }
 
@@ -207,6 +227,45 @@ impl AgentBuilder {
         self
     }
 
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr` (off by default); see
+    /// [`health::http`]. Loopback only unless [`health_allow_remote`](Self::health_allow_remote).
+    pub fn health_addr(mut self, addr: SocketAddr) -> Self {
+        self.health_addr = Some(addr);
+        self
+    }
+
+    /// Lets the health listener bind a non-loopback address (default: refused at build).
+    pub fn health_allow_remote(mut self, allow: bool) -> Self {
+        self.health_allow_remote = allow;
+        self
+    }
+
+    /// How the agent asks its engine whether it answers, for `/readyz` and
+    /// `cropscode status` (default none: readiness is the registration alone). Run
+    /// every 5 s while the health listener is on, and on every status request,
+    /// bounded by 5 s.
+    pub fn engine_check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        self.engine_check = Some(Arc::new(move || Box::pin(check())));
+        self
+    }
+
+    /// Whether to serve the live state on `DATA_DIR/worker.sock` (unix; default on).
+    pub fn status_socket(mut self, serve: bool) -> Self {
+        self.status_socket = serve;
+        self
+    }
+
+    /// Whether to speak systemd's notification protocol when `NOTIFY_SOCKET` is set
+    /// (default on); see [`notify`](crate::notify).
+    pub fn sd_notify(mut self, notify: bool) -> Self {
+        self.sd_notify = notify;
+        self
+    }
+
     /// The `workerId` of the last registration (from `worker.json`), which the
     /// agent announces; e.g. for an engine that must know it before starting.
     pub fn stored_worker_id(&self) -> Option<String> {
@@ -243,6 +302,11 @@ impl AgentBuilder {
             gateway,
             gateway_interval,
             gateway_timeout,
+            health_addr,
+            health_allow_remote,
+            engine_check,
+            status_socket,
+            sd_notify,
             ..
         } = self;
         state::create_private_dir(&data_dir).map_err(|error| BuildError::DataDir { path: data_dir.clone(), error })?;
@@ -264,6 +328,7 @@ impl AgentBuilder {
             // would otherwise name a new session.
             session.streams.id_seed = mix(seed);
         }
+        let health = Health::new(SmolClock::new(), health::stale_after(&session, connect_timeout), &agent_version);
         let info = system_info();
         let register = Register {
             protocol_version: PROTOCOL_VERSION,
@@ -281,6 +346,22 @@ impl AgentBuilder {
             limits: session.limits,
         };
         tracing::debug!(floor = policy.floor().as_str(), "the engine runs behind the security floor");
+        let health_listener = match health_addr {
+            Some(addr) => Some(bind_health(addr, health_allow_remote)?),
+            None => None,
+        };
+        #[cfg(unix)]
+        let status_socket = status_socket
+            .then(|| match health::status_socket::StatusSocket::bind(&data_dir) {
+                Ok(socket) => Some(socket),
+                Err(error) => {
+                    tracing::warn!(%error, dir = %data_dir.display(), "not serving worker.sock for `cropscode status`");
+                    None
+                }
+            })
+            .flatten();
+        #[cfg(not(unix))]
+        let _ = status_socket;
         Ok(Agent {
             connector,
             engine: PolicedEngine::new(engine, policy),
@@ -292,8 +373,23 @@ impl AgentBuilder {
             on_event: on_event.unwrap_or_else(|| Box::new(|_| {})),
             monitor,
             gateway,
+            health,
+            health_listener,
+            engine_check,
+            #[cfg(unix)]
+            status_socket,
+            sd_notify,
         })
     }
+}
+
+fn bind_health(addr: SocketAddr, allow_remote: bool) -> Result<async_net::TcpListener, BuildError> {
+    let refuse = |message: String| BuildError::Health { addr, message };
+    if !health::http::is_allowed(addr, allow_remote) {
+        return Err(refuse("not a loopback address; set HEALTH_ALLOW_REMOTE=1 to serve others".into()));
+    }
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| refuse(format!("cannot listen: {e}")))?;
+    async_net::TcpListener::try_from(listener).map_err(|e| refuse(format!("cannot listen: {e}")))
 }
 
 /// `worker.json`, or nothing (a damaged file is logged: the worker registers afresh).
@@ -316,6 +412,12 @@ pub struct Agent<E> {
     on_event: OnEvent,
     monitor: GatewayMonitor,
     gateway: GatewayHandle,
+    health: Arc<Health>,
+    health_listener: Option<async_net::TcpListener>,
+    engine_check: Option<EngineCheck>,
+    #[cfg(unix)]
+    status_socket: Option<health::status_socket::StatusSocket>,
+    sd_notify: bool,
 }
 
 impl<E> fmt::Debug for Agent<E> {
@@ -356,6 +458,16 @@ impl<E: Engine> Agent<E> {
         &self.gateway
     }
 
+    /// The worker's live state (pulse, link, commands, metrics).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// Where the health listener listens, when it is on.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Where the audit log is written.
     pub fn audit_path(&self) -> PathBuf {
         self.audit.path()
@@ -373,7 +485,7 @@ impl<E: Engine> Agent<E> {
         let Agent {
             connector,
             engine,
-            mut probe,
+            probe,
             session,
             register,
             mut audit,
@@ -381,12 +493,33 @@ impl<E: Engine> Agent<E> {
             mut on_event,
             monitor,
             gateway,
+            health,
+            health_listener,
+            engine_check,
+            #[cfg(unix)]
+            status_socket,
+            sd_notify,
         } = self;
-        let clock = SmolClock::new();
+        let clock = health.loop_clock();
         let name = register.name.clone();
         let mut session = Session::new(session, register, clock.now());
         tracing::info!(url = %connector.url(), audit = %audit.path().display(), "worker starting; auditing every command");
+        let notifier = if sd_notify { Notifier::from_env() } else { None };
+        let _watchdog = notifier.as_ref().and_then(|n| n.start_watchdog(health.pulse().clone(), health.clock()));
+        if let Some(notifier) = notifier.clone() {
+            tell_systemd(&health, notifier);
+        }
+        #[allow(unused_mut)]
+        let mut tasks = background(&health, health_listener, engine_check.clone());
+        #[cfg(unix)]
+        if let Some(socket) = status_socket {
+            tasks.push(serve_status(socket, health.clone(), engine_check));
+        }
+        let connector = ObservedConnector::new(connector, health.clone());
+        let engine = ObservedEngine::new(engine, health.clone());
+        let mut probe = ObservedProbe::new(probe, health.clone());
         let mut handle = |event: &Event| {
+            health.observe_event(event);
             match event {
                 Event::Registered { worker_id, gateway: offered } => {
                     gateway.offer(offered.as_ref());
@@ -402,10 +535,92 @@ impl<E: Engine> Agent<E> {
             }
             on_event(event);
         };
+        let shutdown = async {
+            shutdown.await;
+            if let Some(notifier) = &notifier {
+                notifier.send("STOPPING=1\nSTATUS=shutting down");
+            }
+        };
         let driver = cropscode_core::run(&mut session, &connector, &engine, &clock, &mut probe, &mut handle, shutdown);
-        // The monitor never ends: it stops with the driver.
+        // The gateway monitor never ends: it stops with the driver.
         futures_lite::future::or(driver, monitor.run()).await;
+        for task in tasks {
+            task.cancel().await;
+        }
     }
+}
+
+/// `READY=1` with the first outcome of connecting (registered, or retrying), and a
+/// `STATUS=` line on every change of the link.
+fn tell_systemd(health: &Health, notifier: Notifier) {
+    let ready = AtomicBool::new(false);
+    health.on_link_change(move |_, link, line| {
+        let settled = matches!(link, Link::Registered | Link::Disconnected);
+        if settled && !ready.swap(true, Ordering::Relaxed) {
+            notifier.send(&format!("READY=1\nSTATUS={line}"));
+        } else {
+            notifier.send(&format!("STATUS={line}"));
+        }
+    });
+}
+
+/// The tasks that answer outside the loop, on smol's global executor: a stuck loop
+/// does not stop them, which is how they can tell it is stuck.
+fn background(
+    health: &Arc<Health>,
+    listener: Option<async_net::TcpListener>,
+    engine_check: Option<EngineCheck>,
+) -> Vec<smol::Task<()>> {
+    let mut tasks = Vec::new();
+    if let Some(listener) = listener {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "health listener: /healthz /readyz /metrics");
+        }
+        tasks.push(smol::spawn(health::http::serve(health.clone(), listener)));
+        if let Some(check) = engine_check {
+            let health = health.clone();
+            tasks.push(smol::spawn(async move {
+                loop {
+                    check_engine(&health, &check).await;
+                    smol::Timer::after(health::ENGINE_CHECK_INTERVAL).await;
+                }
+            }));
+        }
+    }
+    tasks
+}
+
+/// Runs the engine check once, bounded, and records its outcome.
+async fn check_engine(health: &Health, check: &EngineCheck) {
+    use futures_lite::FutureExt;
+    let outcome = check()
+        .or(async {
+            smol::Timer::after(health::ENGINE_CHECK_INTERVAL).await;
+            Err("the engine did not answer within 5s".to_owned())
+        })
+        .await;
+    health.engine_result(outcome);
+}
+
+/// Serves `worker.sock`, checking the engine before each answer.
+#[cfg(unix)]
+fn serve_status(
+    socket: health::status_socket::StatusSocket,
+    health: Arc<Health>,
+    engine_check: Option<EngineCheck>,
+) -> smol::Task<()> {
+    smol::spawn(async move {
+        let checked = health.clone();
+        let before = move || {
+            let (health, check) = (checked.clone(), engine_check.clone());
+            async move {
+                if let Some(check) = check {
+                    check_engine(&health, &check).await;
+                }
+            }
+        };
+        socket.serve(health, before).await
+    })
 }
 
 /// Why [`AgentBuilder::build`] could not assemble the agent. Once built, it
@@ -424,6 +639,13 @@ pub enum BuildError {
     },
     /// The machine's figures cannot be read.
     Probe(io::Error),
+    /// The health listener cannot serve this address.
+    Health {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -432,6 +654,7 @@ impl fmt::Display for BuildError {
             BuildError::Connector(error) => fmt::Display::fmt(error, f),
             BuildError::DataDir { path, error } => write!(f, "cannot create {}: {error}", path.display()),
             BuildError::Probe(error) => write!(f, "system probe: {error}"),
+            BuildError::Health { addr, message } => write!(f, "health listener on {addr}: {message}"),
         }
     }
 }
@@ -441,6 +664,7 @@ impl std::error::Error for BuildError {
         match self {
             BuildError::Connector(error) => Some(error),
             BuildError::DataDir { error, .. } | BuildError::Probe(error) => Some(error),
+            BuildError::Health { .. } => None,
         }
     }
 }

@@ -43,7 +43,10 @@
 //! - [`gateway`]: [`GatewayUrl`], the gateway's probe loop and [`GatewayHandle`] — `gatewayStatus`;
 //! - [`signal`]: [`shutdown_signal`] — SIGINT/SIGTERM as a future;
 //! - [`state`]: [`WorkerState`] — `worker.json`, written atomically;
-//! - [`audit`]: [`AuditLog`] — the append-only audit log under `DATA_DIR/audit`.
+//! - [`audit`]: [`AuditLog`] — the append-only audit log under `DATA_DIR/audit`;
+//! - [`health`]: [`Health`](health::Health) — the loop pulse, live state and metrics,
+//!   the optional health listener and `DATA_DIR/worker.sock`;
+//! - [`notify`]: systemd's `sd_notify` protocol and watchdog.
 //!
 //! ```text
 //!             ┌──────────── cropscode_core::run(session, …) ─────────────┐
@@ -58,6 +61,8 @@ pub mod agent;
 pub mod audit;
 pub mod clock;
 pub mod gateway;
+pub mod health;
+pub mod notify;
 pub mod probe;
 pub mod signal;
 pub mod state;

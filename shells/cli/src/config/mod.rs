@@ -79,11 +79,15 @@ pub enum Key {
     GatewayProbeInterval,
     /// `GATEWAY_TIMEOUT`
     GatewayTimeout,
+    /// `HEALTH_ADDR`: the health listener's address (off when unset)
+    HealthAddr,
+    /// `HEALTH_ALLOW_REMOTE`: let `HEALTH_ADDR` be a non-loopback address
+    HealthAllowRemote,
 }
 
 impl Key {
     /// Every key, in the order `status` shows them.
-    pub const ALL: [Key; 23] = [
+    pub const ALL: [Key; 25] = [
         Key::AgentMode,
         Key::AgentConfig,
         Key::OrchestratorWsUrl,
@@ -107,6 +111,8 @@ impl Key {
         Key::GatewayUrl,
         Key::GatewayProbeInterval,
         Key::GatewayTimeout,
+        Key::HealthAddr,
+        Key::HealthAllowRemote,
     ];
 
     /// The environment variable, which is also the key in `config.json`.
@@ -135,6 +141,8 @@ impl Key {
             Key::GatewayUrl => "GATEWAY_URL",
             Key::GatewayProbeInterval => "GATEWAY_PROBE_INTERVAL",
             Key::GatewayTimeout => "GATEWAY_TIMEOUT",
+            Key::HealthAddr => "HEALTH_ADDR",
+            Key::HealthAllowRemote => "HEALTH_ALLOW_REMOTE",
         }
     }
 
@@ -164,6 +172,8 @@ impl Key {
             Key::GatewayUrl => "--gateway-url",
             Key::GatewayProbeInterval => "--gateway-probe-interval",
             Key::GatewayTimeout => "--gateway-timeout",
+            Key::HealthAddr => "--health-addr",
+            Key::HealthAllowRemote => "--health-allow-remote",
         })
     }
 
@@ -388,6 +398,10 @@ pub struct Config {
     pub gateway_probe_interval: Setting<Duration>,
     /// `GATEWAY_TIMEOUT`: the most one gateway probe may take.
     pub gateway_timeout: Setting<Duration>,
+    /// `HEALTH_ADDR`: where `/healthz`, `/readyz` and `/metrics` are served (off when unset).
+    pub health_addr: Option<Setting<std::net::SocketAddr>>,
+    /// `HEALTH_ALLOW_REMOTE`: whether `HEALTH_ADDR` may be a non-loopback address.
+    pub health_allow_remote: Setting<bool>,
     /// The agent's own files.
     pub paths: Paths,
 }

@@ -109,6 +109,26 @@ pub fn log_level(text: &str) -> Result<Targets, String> {
     Targets::from_str(text.trim()).map_err(|_| expected())
 }
 
+/// A switch: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.
+pub fn boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(format!("expected 1 or 0 (true/false), got '{}'", other.escape_debug())),
+    }
+}
+
+/// An address to listen on, `127.0.0.1:9464` or `[::1]:9464` (`localhost:9464` too).
+pub fn socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    let local = text.strip_prefix("localhost:").map(|port| format!("127.0.0.1:{port}"));
+    local
+        .as_deref()
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| format!("expected an address like 127.0.0.1:9464 or [::1]:9464, got '{}'", text.escape_debug()))
+}
+
 /// A path value: any non-empty text.
 pub fn path(text: &str) -> Result<std::path::PathBuf, String> {
     if text.trim().is_empty() { Err("expected a path, got an empty value".into()) } else { Ok(text.into()) }

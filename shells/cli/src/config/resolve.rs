@@ -155,6 +155,23 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config, ConfigError> {
         check_readable_file(&ca.value).map_err(|m| ConfigError::value(&ca.key, &ca.source, m))?;
     }
 
+    let health_allow_remote = layers.get_or(Key::HealthAllowRemote, false, parse::boolean)?;
+    let health_addr = layers.get(Key::HealthAddr, parse::socket_addr)?;
+    if let Some(addr) = &health_addr
+        && !addr.value.ip().is_loopback()
+        && !health_allow_remote.value
+    {
+        return Err(ConfigError::value(
+            &addr.key,
+            &addr.source,
+            format!(
+                "{} is not a loopback address; the metrics tell what this machine runs, so serve them elsewhere \
+                 only with HEALTH_ALLOW_REMOTE=1",
+                addr.value
+            ),
+        ));
+    }
+
     Ok(Config {
         agent_config,
         orchestrator_url: layers.get(Key::OrchestratorWsUrl, orchestrator_url)?,
@@ -180,6 +197,8 @@ pub fn resolve(flags: &Flags, env: &Env) -> Result<Config, ConfigError> {
         gateway_url: layers.get(Key::GatewayUrl, cropscode_runtime::GatewayUrl::parse)?,
         gateway_probe_interval: layers.timer(Key::GatewayProbeInterval, defaults::GATEWAY_PROBE_INTERVAL)?,
         gateway_timeout: layers.timer(Key::GatewayTimeout, defaults::GATEWAY_TIMEOUT)?,
+        health_addr,
+        health_allow_remote,
         mode,
         paths,
     })

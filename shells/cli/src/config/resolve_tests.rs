@@ -207,4 +207,41 @@ fn gateway_keys_resolve_and_a_bad_url_names_its_key() {
     assert!(error.message.contains("unsupported scheme") && !error.message.contains("pw"), "{error}");
     let error = resolve(&flags(&[(Key::GatewayTimeout, "0s")]), &env).unwrap_err();
     assert_eq!(error.subject, "GATEWAY_TIMEOUT (flag --gateway-timeout)");
+    let _ = fs::remove_dir_all(&home.dir);
+}
+
+#[test]
+fn the_health_listener_is_off_by_default_and_loopback_unless_allowed() {
+    let home = Home::new("health");
+    let config = resolve(&flags(&[]), &home.env(&[])).unwrap();
+    assert_eq!((config.health_addr, config.health_allow_remote.value), (None, false));
+
+    let config = resolve(&flags(&[(Key::HealthAddr, "localhost:9464")]), &home.env(&[])).unwrap();
+    let addr = config.health_addr.unwrap();
+    assert_eq!((addr.value.to_string().as_str(), addr.source), ("127.0.0.1:9464", Source::Flag("--health-addr")));
+
+    let err = resolve(&flags(&[]), &home.env(&[("HEALTH_ADDR", "0.0.0.0:9464")])).unwrap_err();
+    assert_eq!(err.subject, "HEALTH_ADDR (environment)");
+    assert!(err.message.contains("HEALTH_ALLOW_REMOTE=1"), "{err}");
+
+    home.preferences(r#"{"HEALTH_ALLOW_REMOTE": "1"}"#);
+    let config = resolve(&flags(&[]), &home.env(&[("HEALTH_ADDR", "0.0.0.0:9464")])).unwrap();
+    assert!(config.health_allow_remote.value);
+    assert!(matches!(config.health_allow_remote.source, Source::File(_)));
+    let err = resolve(&flags(&[]), &home.env(&[("HEALTH_ADDR", "nine")])).unwrap_err();
+    assert!(err.message.contains("127.0.0.1:9464"), "{err}");
+    let _ = fs::remove_dir_all(&home.dir);
+}
+
+#[test]
+fn the_health_keys_come_from_agent_yaml_too() {
+    let home = Home::new("health-yaml");
+    let yaml = home.dir.join("agent.yaml");
+    fs::write(&yaml, "worker_token: t0k\nhealth_addr: \"[::1]:9464\"\nhealth_allow_remote: \"0\"\n").unwrap();
+    let config = resolve(&Flags::default(), &home.env(&[("AGENT_CONFIG", yaml.to_str().unwrap())])).unwrap();
+    let addr = config.health_addr.unwrap();
+    assert_eq!((addr.value.to_string(), addr.key.as_str()), ("[::1]:9464".to_string(), "health_addr"));
+    assert_eq!(addr.source, Source::File(yaml.clone()));
+    assert!(!config.health_allow_remote.value);
+    let _ = fs::remove_dir_all(&home.dir);
 }

@@ -151,6 +151,26 @@ impl WorkerEngine {
         self.shared.serving().await
     }
 
+    /// Asks the serving engine whether it answers now (`GET /_ping`): what serves
+    /// (`podman at unix:///…`), or why none does. For health checks; the outcome is
+    /// noted like a command's (a transition is logged once).
+    pub async fn check(&self) -> Result<String, String> {
+        let client = self.shared.client().await.map_err(|e| e.into_wire().message)?;
+        match client.ping().await {
+            Ok(()) => {
+                self.shared.mark_up();
+                let kind = self.shared.serving().await.map_or_else(|| "engine".to_owned(), |(k, _)| k.to_string());
+                Ok(format!("{kind} at {}", client.endpoint()))
+            }
+            Err(error) => {
+                if error.is_unavailable() {
+                    self.shared.mark_down(&error);
+                }
+                Err(error.to_string())
+            }
+        }
+    }
+
     /// The client of the serving engine (for tests and benchmarks).
     pub async fn client(&self) -> Option<EngineClient> {
         self.shared.client().await.ok()
