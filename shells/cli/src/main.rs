@@ -79,6 +79,8 @@ impl From<config::ConfigError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, while this is the only thread: no child inherits a secret.
+    config::take_secret_env();
     let args: Vec<String> = match std::env::args_os().map(|a| a.into_string()).collect() {
         Ok(args) => args,
         Err(_) => {

@@ -307,14 +307,38 @@ pub fn default_system_config() -> PathBuf {
     paths::system_config(cropscode_engine_api::discovery::Os::CURRENT, std::env::var_os("ProgramData").as_deref())
 }
 
+/// The environment variables that hold secrets.
+const SECRET_VARS: [&str; 1] = ["WORKER_TOKEN"];
+
+/// The secrets [`take_secret_env`] took out of the process environment.
+static SECRET_ENV: std::sync::OnceLock<Vec<(String, OsString)>> = std::sync::OnceLock::new();
+
+/// Takes the secret variables (`WORKER_TOKEN`) out of the process environment, so no
+/// child of the worker (the supervised `podman system service`, `kill`, a browser
+/// opener, whatever comes later) inherits them; [`Env::from_process`] still sees them.
+/// Called first thing in `main`, while the process has a single thread.
+pub fn take_secret_env() {
+    let taken = SECRET_VARS.iter().filter_map(|n| std::env::var_os(n).map(|v| ((*n).to_owned(), v))).collect();
+    for name in SECRET_VARS {
+        // SAFETY: `main` calls this before it starts any thread (no logger, runtime or
+        // executor exists yet), so nothing can read the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+    let _ = SECRET_ENV.set(taken);
+}
+
 impl Env {
     /// The variables this crate reads: every [`Key`] plus the ones that locate home and data.
     const OTHER_VARS: [&'static str; 5] = ["HOME", "USERPROFILE", "XDG_DATA_HOME", "LOCALAPPDATA", "ProgramData"];
 
-    /// Captures the process environment.
+    /// Captures the process environment (with the secrets [`take_secret_env`] took out of it).
     pub fn from_process() -> Self {
         let names = Key::ALL.iter().map(|k| k.env()).chain(Self::OTHER_VARS);
-        let vars = names.filter_map(|n| std::env::var_os(n).map(|v| (n.to_owned(), v))).collect();
+        let mut vars: BTreeMap<String, OsString> =
+            names.filter_map(|n| std::env::var_os(n).map(|v| (n.to_owned(), v))).collect();
+        for (name, value) in SECRET_ENV.get().into_iter().flatten() {
+            vars.insert(name.clone(), value.clone());
+        }
         Env { vars, system_config: default_system_config() }
     }
 

@@ -73,8 +73,10 @@ impl PodmanService {
 
 /// The command, set up to die with the worker on Linux.
 fn service_command(binary: &Path) -> std::process::Command {
-    #[allow(unused_mut)]
     let mut command = std::process::Command::new(binary);
+    // A set CONTAINER_HOST (even empty, which the worker reads as unset) turns podman into a
+    // remote client, whose `system service` refuses the socket argument.
+    command.env_remove("CONTAINER_HOST");
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
