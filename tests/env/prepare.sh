@@ -45,7 +45,9 @@ ENV_FILE=$STATE_DIR/engines.env
 DOCKER=/usr/bin/docker
 
 PACKAGES=(docker.io podman runc conmon containernetworking-plugins uidmap fuse-overlayfs slirp4netns
-    iptables busybox-static docker-registry git curl ca-certificates)
+    iptables busybox-static docker-registry git curl ca-certificates
+    # systemd-analyze verifies the unit `cropscode service install` writes.
+    systemd)
 
 if [[ $(id -u) -ne 0 ]]; then
     if command -v sudo >/dev/null; then
