@@ -364,7 +364,8 @@ fn config_args(config: &Config, flags: &config::Flags, env: &Env) -> Vec<String>
 fn current_exe() -> Result<PathBuf, Failure> {
     let exe =
         std::env::current_exe().map_err(|e| Failure::Runtime(format!("cannot find the path of this program: {e}")))?;
-    Ok(std::fs::canonicalize(&exe).unwrap_or(exe))
+    // On Windows canonicalize gives a `\\?\` path, which a service command line does not need.
+    if cfg!(windows) { Ok(exe) } else { Ok(std::fs::canonicalize(&exe).unwrap_or(exe)) }
 }
 
 #[cfg(unix)]
