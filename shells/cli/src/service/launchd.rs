@@ -96,7 +96,7 @@ pub fn escape(text: &str) -> String {
 fn launchctl(args: &[&str], tolerate_failure: bool) -> Step {
     let mut argv = vec!["launchctl".to_owned()];
     argv.extend(args.iter().map(|a| a.to_string()));
-    Step::Run { argv, tolerate_failure }
+    Step::Run { argv, tolerate_failure, undo: None }
 }
 
 /// The plan for `action`.
@@ -119,7 +119,11 @@ pub fn plan(spec: &ServiceSpec, action: Action) -> ServicePlan {
             steps.push(Step::Write { path: path.clone(), mode: 0o644, contents: plist(spec) });
             // A plist loaded by an earlier install would make bootstrap fail.
             steps.push(launchctl(&["bootout", &target], true));
-            steps.push(launchctl(&["bootstrap", &domain, &path_text], false));
+            let mut bootstrap = launchctl(&["bootstrap", &domain, &path_text], false);
+            if let Step::Run { undo, .. } = &mut bootstrap {
+                *undo = Some(vec!["launchctl".into(), "bootout".into(), target.clone()]);
+            }
+            steps.push(bootstrap);
         }
         Action::Uninstall => {
             steps.push(launchctl(&["bootout", &target], true));
@@ -141,10 +145,5 @@ pub fn plan(spec: &ServiceSpec, action: Action) -> ServicePlan {
         "the LaunchAgent goes under ~/Library: check its permissions".to_owned()
     };
     let flavour = if fleet { "fleet: LaunchDaemon" } else { "byom: LaunchAgent" };
-    ServicePlan {
-        title: format!("{verb} (launchd, {flavour})"),
-        steps,
-        rights_hint,
-        after_undo: vec![vec!["launchctl".into(), "bootout".into(), target]],
-    }
+    ServicePlan { title: format!("{verb} (launchd, {flavour})"), steps, rights_hint, after_undo: Vec::new() }
 }

@@ -24,8 +24,10 @@ pub enum Step {
     /// Remove `path` if it exists, then its parent directories while they are empty, up to
     /// (not including) `keep`.
     Remove { path: PathBuf, keep: PathBuf },
-    /// Run a command; `tolerate_failure` for steps like "stop what may not be running".
-    Run { argv: Vec<String>, tolerate_failure: bool },
+    /// Run a command; `tolerate_failure` for steps like "stop what may not be running"; `undo`
+    /// is run when a later step fails, or this one (`enable --now` may have enabled, then failed
+    /// to start).
+    Run { argv: Vec<String>, tolerate_failure: bool, undo: Option<Vec<String>> },
     /// A call to Windows' service control manager.
     Scm(ScmStep),
     /// Something the user should know.
@@ -132,6 +134,8 @@ enum Undo {
     RemoveDirs(Vec<PathBuf>),
     /// Undo a service-manager call.
     Scm(ScmStep),
+    /// Run a command.
+    Run(Vec<String>),
 }
 
 impl Undo {
@@ -150,6 +154,10 @@ impl Undo {
             }
             Undo::Scm(step) => {
                 let _ = super::windows::call(&step);
+            }
+            Undo::Run(argv) => {
+                eprintln!("running: {}", argv.join(" "));
+                let _ = run(&argv);
             }
         }
     }
@@ -189,7 +197,7 @@ fn apply_step(step: &Step, live: bool, done: &mut Vec<Undo>, ran: &mut bool) -> 
                 dir = d.parent();
             }
         }
-        Step::Run { argv, tolerate_failure } => {
+        Step::Run { argv, tolerate_failure, undo } => {
             let shown = argv.join(" ");
             if !live {
                 println!("not run (--root): {shown}");
@@ -197,6 +205,9 @@ fn apply_step(step: &Step, live: bool, done: &mut Vec<Undo>, ran: &mut bool) -> 
             }
             println!("running: {shown}");
             *ran = true;
+            if let Some(undo) = undo {
+                done.push(Undo::Run(undo.clone()));
+            }
             match run(argv) {
                 Ok(()) => {}
                 Err(_) if *tolerate_failure => {}

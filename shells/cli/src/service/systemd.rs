@@ -119,7 +119,7 @@ fn systemctl(spec: &ServiceSpec, args: &[&str]) -> Step {
         argv.push("--user".into());
     }
     argv.extend(args.iter().map(|a| a.to_string()));
-    Step::Run { argv, tolerate_failure: false }
+    Step::Run { argv, tolerate_failure: false, undo: None }
 }
 
 /// The plan for `action`.
@@ -144,7 +144,19 @@ pub fn plan(spec: &ServiceSpec, action: Action) -> ServicePlan {
             }
             steps.push(Step::Write { path: path.clone(), mode: 0o644, contents: unit(spec) });
             steps.push(systemctl(spec, &["daemon-reload"]));
-            steps.push(systemctl(spec, &["enable", "--now", &unit_name]));
+            let mut enable = systemctl(spec, &["enable", "--now", &unit_name]);
+            if let (Step::Run { undo, .. }, Step::Run { argv, .. }) =
+                (&mut enable, systemctl(spec, &["disable", "--now", &unit_name]))
+            {
+                *undo = Some(argv);
+            }
+            steps.push(enable);
+            if let (true, Some(user), false) = (fleet, &spec.user, spec.data_dir == Path::new(STATE_DIRECTORY)) {
+                steps.push(Step::Note(format!(
+                    "note: give {user} the data directory: `chown -R {user} {}`",
+                    spec.data_dir.display()
+                )));
+            }
             if let (true, Some(user)) = (fleet, &spec.user) {
                 steps.push(Step::Note(format!(
                     "note: the service runs as {user}: that account must read agent.yaml and reach the engine \

@@ -171,3 +171,33 @@ fn the_watchdog_outlasts_the_longest_sleep() {
     assert_eq!(watchdog(&env(&[])), Duration::from_secs(90));
     assert_eq!(watchdog(&env(&[("BACKOFF_MAX", "2m")])), Duration::from_secs(360));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_failing_step_undoes_everything_before_it() {
+    let dir = std::env::temp_dir().join(format!("cropscode-service-undo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let unit = dir.join("etc/systemd/system/cropscode.service");
+    let undone = dir.join("undo-ran");
+    let sh = |script: String| vec!["sh".to_owned(), "-c".to_owned(), script];
+    let plan = ServicePlan {
+        title: "test".into(),
+        steps: vec![
+            Step::Write { path: unit.clone(), mode: 0o644, contents: "[Unit]\n".into() },
+            // Like `enable --now`: fails, but may have done half its work, so its undo runs too.
+            Step::Run {
+                argv: sh("exit 3".into()),
+                tolerate_failure: false,
+                undo: Some(sh(format!("test -f {} && touch {}", unit.display(), undone.display()))),
+            },
+        ],
+        rights_hint: String::new(),
+        after_undo: Vec::new(),
+    };
+    let Err(Failure::Runtime(message)) = plan.apply(true) else { panic!("the step failed") };
+    assert!(message.contains("exit 3") || message.contains("exit status: 3"), "{message}");
+    assert!(undone.exists(), "the failed command's undo ran before the unit was removed");
+    assert!(!unit.exists() && !dir.join("etc").exists(), "the unit and the directories made for it are gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}
