@@ -246,9 +246,9 @@ fn create_dirs(dir: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
     }
     let mut created = Vec::new();
     for p in missing.iter().rev() {
-        let mut builder = fs::DirBuilder::new();
+        let builder = &mut fs::DirBuilder::new();
         #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
+        std::os::unix::fs::DirBuilderExt::mode(builder, mode);
         let _ = mode;
         if let Err(e) = builder.create(p) {
             for c in created.iter().rev() {

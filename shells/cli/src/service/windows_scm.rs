@@ -36,6 +36,7 @@ use crate::config::{self, Config, Env};
 const NO_ERROR: u32 = 0;
 const ERROR_ACCESS_DENIED: i32 = 5;
 const ERROR_CALL_NOT_IMPLEMENTED: u32 = 120;
+const ERROR_INVALID_LEVEL: i32 = 124;
 const ERROR_SERVICE_DOES_NOT_EXIST: i32 = 1060;
 const ERROR_SERVICE_NOT_ACTIVE: i32 = 1062;
 const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: i32 = 1063;
@@ -187,6 +188,14 @@ fn create(name: &str, command_line: &str) -> Result<(), Failure> {
     for (level, info) in configs {
         // SAFETY: `info` points at the structure `level` names, alive for the call.
         if unsafe { ChangeServiceConfig2W(service.0, level, info) } == 0 {
+            // Wine's SCM lacks the "also on a non-crash failure" flag (Windows has it since
+            // Vista): the service then restarts after crashes only.
+            if level == SERVICE_CONFIG_FAILURE_ACTIONS_FLAG
+                && std::io::Error::last_os_error().raw_os_error() == Some(ERROR_INVALID_LEVEL)
+            {
+                println!("note: this service manager restarts the service after a crash only, not after an error exit");
+                continue;
+            }
             let failure = os_error("cannot configure the service");
             // SAFETY: `service` is open with DELETE access; a half-configured service is removed.
             unsafe { DeleteService(service.0) };
