@@ -112,22 +112,28 @@ fn plist_has_the_keys_and_escapes() {
     s.config_args.push("--name".into());
     s.config_args.push("a<b&c".into());
     let p = launchd::plist(&s);
+    // Paths are joined with this system's separator (the plan for another system is only for reading).
+    let log = format!("<string>{}</string>", s.data_dir.join("logs").join("worker.log").display());
+    assert!(p.contains(&log), "{log} missing from\n{p}");
     for want in [
         "<key>Label</key>",
         "<string>dev.cropscode.worker</string>",
         "<key>KeepAlive</key>\n    <true/>",
         "<key>RunAtLoad</key>\n    <true/>",
         "<string>Adaptive</string>",
-        "<string>/home/u/.local/share/cropscode/logs/worker.log</string>",
         "<string>a&lt;b&amp;c</string>",
     ] {
         assert!(p.contains(want), "{want} missing from\n{p}");
     }
-    assert_eq!(launchd::plist_path(&s), Path::new("/home/u/Library/LaunchAgents/dev.cropscode.worker.plist"));
+    let agent = launchd::plist_path(&s);
+    assert_eq!(agent, Path::new("/home/u/Library/LaunchAgents/dev.cropscode.worker.plist"));
     let plan = s.plan(Action::Install).to_string();
-    assert!(plan.contains("run: launchctl bootstrap gui/1000 /home/u/Library/LaunchAgents/dev.cropscode.worker.plist"));
+    assert!(plan.contains(&format!("run: launchctl bootstrap gui/1000 {}", agent.display())), "{plan}");
     let fleet = spec(System::Launchd, Mode::Fleet);
-    assert!(fleet.plan(Action::Install).to_string().contains("launchctl bootstrap system /Library/LaunchDaemons/"));
+    let daemon = launchd::plist_path(&fleet);
+    assert_eq!(daemon, Path::new("/Library/LaunchDaemons/dev.cropscode.worker.plist"));
+    let plan = fleet.plan(Action::Install).to_string();
+    assert!(plan.contains(&format!("run: launchctl bootstrap system {}", daemon.display())), "{plan}");
 }
 
 #[test]
