@@ -259,6 +259,34 @@ YAML
     wine_has 'cropscode_orchestrator::connection: worker registered' \
         'cropscode_core::session: registered with the orchestrator worker_id=w-1'
 
+    # The Windows service, through Wine's service control manager (services.exe): install
+    # registers it (CreateServiceW, recovery actions) and starts it; the SCM starts
+    # `cropscode.exe service run …`, which enters the dispatcher and runs the worker (retrying
+    # an orchestrator that is not there: no registration, so no sysinfo refresh, see above);
+    # stop sends SERVICE_CONTROL_STOP, answered with the SIGTERM drain, written to the
+    # service's log file; uninstall deletes it.
+    wine_case "service run outside the SCM" 2 -- service run
+    wine_has 'started by the service control manager'
+    local svc=$dir/service
+    mkdir -p "$svc"
+    printf 'orchestrator_ws_url: ws://127.0.0.1:9/worker\nworker_token: %s\n' "$token" >"$svc/agent.yaml"
+    local svc_env=(AGENT_CONFIG="$(winpath "$svc/agent.yaml")" DATA_DIR="$(winpath "$svc/data")")
+    wine_case "service install --dry-run" 0 "${svc_env[@]}" -- service install --dry-run
+    wine_has 'sc\.exe create cropscode binPath= ".*cropscode\.exe.* service run --mode fleet --config ' \
+        'sc\.exe failure cropscode reset= 86400 actions= restart/2000/restart/2000/restart/10000'
+    if grep -q "$token" <<<"$WINE_OUT"; then die "wine: the service command line holds the token"; fi
+    wine_case "service install (create + start)" 0 "${svc_env[@]}" -- service install
+    sleep 2
+    wine_case "service status: running" 0 -- service status
+    wine_has '^cropscode: running'
+    wine_case "service stop: the SIGTERM drain" 0 -- service stop
+    WINE_OUT=$(tr -d '\r' <"$svc/data/logs/worker.log" 2>/dev/null || true)
+    WINE_CASE="the service's log file"
+    wine_has 'stop requested by the service control manager' 'worker stopped'
+    wine_case "service uninstall" 0 -- service uninstall
+    wine_case "service status: not installed" 1 -- service status
+    wine_has 'not installed'
+
     wine_done
     say "wine: every case passed"
     printf '%s\n' "${WINE_TIMES[@]}"

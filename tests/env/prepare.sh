@@ -49,7 +49,9 @@ DOCKER=/usr/bin/docker
 
 PACKAGES=(docker.io podman runc conmon containernetworking-plugins uidmap fuse-overlayfs slirp4netns
     iptables busybox-static docker-registry git curl ca-certificates chromium fonts-dejavu-core
-    python3-prometheus-client)
+    python3-prometheus-client
+    # systemd-analyze verifies the unit `cropscode service install` writes.
+    systemd)
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -24,3 +24,18 @@ pub fn init(format: LogFormat, filter: Targets) {
     };
     let _ = tracing_subscriber::registry().with(layer.with_filter(filter)).try_init();
 }
+
+#[cfg_attr(not(windows), allow(dead_code))]
+/// Installs the global subscriber writing to `writer` (a service without a console: its
+/// rotated log file), without colours.
+pub fn init_to<W>(format: LogFormat, filter: Targets, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer).with_target(true).with_ansi(false);
+    let layer = match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer.json().flatten_event(true).with_current_span(false).boxed(),
+    };
+    let _ = tracing_subscriber::registry().with(layer.with_filter(filter)).try_init();
+}

@@ -12,6 +12,7 @@ mod flags;
 mod logging;
 mod login;
 mod logout;
+mod service;
 mod status;
 mod status_live;
 mod worker;
@@ -44,6 +45,7 @@ enum Command {
     Status(status::StatusCommand),
     Dev(dev::DevCommand),
     Audit(audit_cmd::AuditCommand),
+    Service(service::ServiceCommand),
 }
 
 /// Why a subcommand stopped.
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
         Some(Command::Status(c)) => c.run(),
         Some(Command::Dev(c)) => c.run(),
         Some(Command::Audit(c)) => c.run(),
+        Some(Command::Service(c)) => c.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -348,6 +348,14 @@ impl Env {
         Env { vars, system_config }
     }
 
+    #[cfg_attr(not(windows), allow(dead_code))]
+    /// The same environment with `name` set to `value` (a Windows service pinned to its
+    /// user's profile: `service run --home`).
+    pub fn with_var(mut self, name: &str, value: impl Into<OsString>) -> Self {
+        self.vars.insert(name.to_owned(), value.into());
+        self
+    }
+
     /// A variable, with empty values treated as unset (as container runtimes often pass them).
     pub fn get(&self, name: &str) -> Option<&OsString> {
         self.vars.get(name).filter(|v| !v.is_empty())
