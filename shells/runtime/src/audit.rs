@@ -1,7 +1,7 @@
 //! The audit log: one JSON line per command frame the worker received, under
 //! `DATA_DIR/audit/audit.jsonl`.
 //!
-//! Fed from `run_worker`'s `on_event` with every [`Event::Audit`]
+//! Fed by the [`Agent`](crate::Agent) with every [`Event::Audit`]
 //! (`cropscode_core::Event::Audit`) the session emits: executed, refused,
 //! replayed or undecodable. A line holds only what the owner needs to see who
 //! asked for what and how it ended:
