@@ -145,18 +145,7 @@ impl Shared {
             if lock(&self.log).next_seq() > since {
                 return;
             }
-            let timed_out = smol::future::or(
-                async {
-                    listener.await;
-                    false
-                },
-                async {
-                    Timer::at(deadline).await;
-                    true
-                },
-            )
-            .await;
-            if timed_out {
+            if deadline_first(listener, deadline).await {
                 return;
             }
         }
@@ -186,18 +175,7 @@ impl Shared {
                     return Some(found);
                 }
             }
-            let timed_out = smol::future::or(
-                async {
-                    listener.await;
-                    false
-                },
-                async {
-                    Timer::at(deadline).await;
-                    true
-                },
-            )
-            .await;
-            if timed_out {
+            if deadline_first(listener, deadline).await {
                 return None;
             }
         }
@@ -327,6 +305,21 @@ impl Shared {
 /// leaves the state consistent, so a panicked holder cannot corrupt it.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits for `listener` (a change of the event log) or `deadline`; `true` when the deadline came first.
+async fn deadline_first(listener: event_listener::EventListener, deadline: Instant) -> bool {
+    smol::future::or(
+        async {
+            listener.await;
+            false
+        },
+        async {
+            Timer::at(deadline).await;
+            true
+        },
+    )
+    .await
 }
 
 /// `future`'s output, or `None` when `timeout` passes first.
